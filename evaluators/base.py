@@ -1,0 +1,69 @@
+"""The contract between the search (evolve/) and a trusted evaluator.
+
+An evaluator lives outside the sandbox. It owns the simulation, the workloads, the validation of every
+decision the candidate makes, and every metric. It talks to the candidate only through
+`sandbox.base.Candidate` (plain data over a pipe).
+
+A problem's evaluator module exposes `make_evaluator(params: dict, problem_dir: Path) -> Evaluator`.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.base import Candidate
+
+
+class InvalidOutput(Exception):
+    """The candidate answered, but the answer breaks the problem's rules (shape, range, consistency)."""
+
+
+class ConfigError(Exception):
+    """Evaluator parameters or a workload id are malformed; the message names what is wrong."""
+
+
+@dataclass
+class WorkloadResult:
+    """Metrics of one program on one workload. `samples` holds raw repeated measurements."""
+
+    workload: str
+    metrics: dict[str, float]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Evaluator(abc.ABC):
+    """One problem's verifier. Must be deterministic for fixed inputs except for metrics it marks noisy."""
+
+    #: metrics that are measured wall-clock time and therefore noisy; everything else is deterministic
+    noisy_metrics: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def check_workload(self, workload_id: str) -> None:
+        """Raise ConfigError if the id is not one this evaluator understands (called at spec load)."""
+
+    @abc.abstractmethod
+    def evaluate(self, candidate: Candidate, workload_id: str) -> WorkloadResult:
+        """Drive the candidate on one workload. Raises InvalidOutput or sandbox.base.CandidateError.
+        The result must contain the metric named by the problem's objective `score` (bounded, higher better)."""
+
+
+def load_problem_evaluator(module: str | None, file: Path | None, params: dict, problem_dir: Path) -> Evaluator:
+    """Import the evaluator module (by dotted name, or by file path relative to the problem) and build it."""
+    import importlib
+    import importlib.util
+    import zlib
+
+    if module:
+        mod = importlib.import_module(module)
+    else:
+        assert file is not None
+        spec = importlib.util.spec_from_file_location(f"adrs_problem_evaluator_{zlib.crc32(str(file).encode())}", file)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"cannot import evaluator file {file}")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    factory = getattr(mod, "make_evaluator", None)
+    if factory is None:
+        raise ConfigError(f"evaluator {module or file} defines no make_evaluator(params, problem_dir)")
+    return factory(params, problem_dir)

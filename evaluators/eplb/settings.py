@@ -1,0 +1,101 @@
+"""Named EPLB settings (cluster shape + step size) and the hardware/model figures the cost model uses.
+
+Figures come from /work/shared/REFERENCE.md (DeepSeek-V3 expert shape, H100 SXM, DeepEP bandwidths).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluators.base import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One expert-parallel deployment: what the candidate is told, plus the step size the cost model uses."""
+
+    name: str
+    num_experts: int       # logical routed experts per MoE layer
+    num_replicas: int      # physical expert slots per layer (all GPUs together)
+    num_groups: int        # expert groups (DeepSeek-V3: 8 groups of 32)
+    num_nodes: int
+    num_gpus: int
+    step_tokens: int       # tokens in one forward step across the whole EP group (sets the roofline regime)
+    description: str = ""
+
+    @property
+    def slots_per_gpu(self) -> int:
+        return self.num_replicas // self.num_gpus
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.num_gpus // self.num_nodes
+
+    def check(self) -> None:
+        """The shape rules every EPLB algorithm (and vLLM) assumes."""
+        if self.num_replicas % self.num_gpus or self.num_gpus % self.num_nodes:
+            raise ConfigError(f"setting {self.name}: replicas must split evenly over GPUs, GPUs over nodes")
+        if self.num_replicas < self.num_experts:
+            raise ConfigError(f"setting {self.name}: fewer slots ({self.num_replicas}) than experts")
+        if self.num_experts % self.num_groups or self.num_groups % self.num_nodes:
+            raise ConfigError(f"setting {self.name}: experts must split evenly over groups, groups over nodes")
+
+
+SETTINGS: dict[str, Setting] = {
+    # The ADRS setting: 9 slots per GPU, 32 spare slots. Prefill-sized steps (4096 tokens per GPU), so
+    # the expert GEMMs are compute-bound and GPU load imbalance shows up almost 1:1 in the layer time.
+    "ep32": Setting("ep32", 256, 288, 8, 4, 32, step_tokens=32 * 4096,
+                    description="prefill EP over 32 GPUs on 4 nodes, 288 slots (9 per GPU)"),
+    # Decode-style EP over 64 GPUs: 5 slots per GPU, 64 spare slots, 128 tokens per GPU per step. Experts
+    # then sit near the roofline ridge, so an extra replica's weight read is a real cost.
+    "ep64": Setting("ep64", 256, 320, 8, 8, 64, step_tokens=64 * 128,
+                    description="decode EP over 64 GPUs on 8 nodes, 320 slots (5 per GPU)"),
+}
+
+
+def get_setting(name: str) -> Setting:
+    if name not in SETTINGS:
+        raise ConfigError(f"unknown setting '{name}' (known: {', '.join(sorted(SETTINGS))})")
+    return SETTINGS[name]
+
+
+@dataclass(frozen=True)
+class ExpertShape:
+    """DeepSeek-V3 routed expert: gate+up (hidden -> 2*inter) and down (inter -> hidden), bf16 weights."""
+
+    hidden: int = 7168
+    intermediate: int = 2048
+    top_k: int = 8
+    weight_bytes_per_param: int = 2      # bf16
+    act_bytes: int = 2                   # bf16 activations in/out of the expert GEMMs
+    dispatch_bytes_per_elem: float = 1.0  # DeepEP dispatches FP8 ...
+    combine_bytes_per_elem: float = 2.0   # ... and combines BF16
+
+    @property
+    def params(self) -> int:
+        return 3 * self.hidden * self.intermediate  # 44 M
+
+    @property
+    def flops_per_token(self) -> float:
+        return 2.0 * self.params
+
+    @property
+    def act_bytes_per_token(self) -> float:
+        # read x, write/read the gated intermediate, write y
+        return self.act_bytes * (2 * self.hidden + 3 * self.intermediate)
+
+    @property
+    def wire_bytes_per_token(self) -> float:
+        return self.hidden * (self.dispatch_bytes_per_elem + self.combine_bytes_per_elem)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """H100 SXM with the step-time model t = t0 + T_compute/0.80 + T_memory/0.94 (REFERENCE.md)."""
+
+    peak_flops: float = 989e12
+    hbm_bytes_per_s: float = 3.35e12
+    compute_eff: float = 0.80
+    memory_eff: float = 0.94
+    t0_s: float = 2e-6            # fixed cost per active expert in a grouped GEMM (launch/tile setup share)
+    nvlink_bytes_per_s: float = 155e9
+    rdma_bytes_per_s: float = 50e9

@@ -1,0 +1,255 @@
+"""The `adrs` command line (typer). Heavy modules are imported inside commands so `adrs --help` is instant.
+
+Every user error ends as one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from evolve.errors import AdrsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="adrs: evolve systems algorithms against trusted simulators.")
+
+LLM_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY")
+
+
+def _console():
+    from rich.console import Console
+    return Console(highlight=False)
+
+
+def _run_config(problem: str, config: Optional[Path], flags: dict):
+    from evolve import config as cfgmod
+    base = cfgmod.load_file(config) if config else cfgmod.RunConfig()
+    given = {k: v for k, v in flags.items() if v is not None}
+    return cfgmod.build({"problem": problem, **given}, "command line", base)
+
+
+@app.command()
+def run(problem: str = typer.Argument(..., help="bundled problem name or path to a problem folder"),
+        iterations: Optional[int] = typer.Option(None, help="child iterations to run (default 100)"),
+        seed: Optional[int] = typer.Option(None, help="run seed (default 0)"),
+        max_wall_time: Optional[float] = typer.Option(None, help="stop proposing after this many seconds"),
+        eval_slots: Optional[int] = typer.Option(None, help="concurrent sandboxed evaluations"),
+        proposals: Optional[int] = typer.Option(None, help="concurrent proposals"),
+        db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the lineage store"),
+        runs_dir: Optional[str] = typer.Option(None, help="where run folders go (default runs/)"),
+        run_id: Optional[str] = typer.Option(None, help="name of the run (default <problem>-<time>-s<seed>)"),
+        config: Optional[Path] = typer.Option(None, help="TOML file of run settings"),
+        sandbox: Optional[str] = typer.Option(None, help="sandbox backend: local")) -> None:
+    """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
+    cfg = _run_config(problem, config, dict(
+        iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
+        proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox))
+    from evolve import session
+    console = _console()
+    if not any(os.environ.get(k) for k in LLM_KEY_VARS):
+        console.print("No LLM key configured: proposing with the offline mutator.")
+    else:
+        console.print("LLM proposers are not wired in yet: proposing with the offline mutator.")
+    sb = session.make_sandbox(cfg)
+    try:
+        h = session.create(cfg, sb)
+        console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
+                      f"store {h.store.url}")
+        _execute(h, sb, console, resumed=False)
+    finally:
+        sb.close()
+
+
+@app.command()
+def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
+           iterations: Optional[int] = typer.Option(None, help="raise the iteration budget"),
+           db: Optional[str] = typer.Option(None, help="SQLAlchemy URL, when the run is not in a run folder"),
+           run_id: Optional[str] = typer.Option(None, help="run id inside --db")) -> None:
+    """Continue a stopped or killed run from its lineage store."""
+    import dataclasses
+    from evolve import session
+    h = session.open_run(run, db or "", run_id or "")
+    if iterations is not None:
+        h.cfg = dataclasses.replace(h.cfg, iterations=iterations)
+    console = _console()
+    console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
+    sb = session.make_sandbox(h.cfg)
+    try:
+        _execute(h, sb, console, resumed=True)
+    finally:
+        sb.close()
+
+
+def _execute(h, sb, console, resumed: bool) -> None:
+    from evolve import session, views
+    try:
+        session.execute(h, sb, None, console, resumed=resumed)
+    except KeyboardInterrupt:
+        console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
+        raise typer.Exit(130)
+    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
+                        h.cfg.final_top_k)
+    console.print(f"lineage: {h.store.url}")
+
+
+@app.command("eval")
+def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"),
+          file: Path = typer.Argument(..., help="program file to score"),
+          split: str = typer.Option("train", help="train or held-out"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Score one program file exactly as the loop would, and print per-workload metrics."""
+    from evolve import problem as pm
+    from evolve.evaluation import ProgramEvaluator
+    if split not in pm.SPLITS:
+        raise AdrsError(f"--split must be one of {', '.join(pm.SPLITS)}, not '{split}'")
+    spec = pm.load(problem)
+    if not file.is_file():
+        raise AdrsError(f"{file}: no such file")
+    source = file.read_text()
+    try:
+        names = pm.defined_functions(source)
+    except SyntaxError as e:
+        raise AdrsError(f"{file}: not valid Python: {e.msg} (line {e.lineno})") from None
+    if spec.entry.function not in names:
+        raise AdrsError(f"{file}: does not define the entry point {spec.entry.function}()")
+    from evolve.session import make_sandbox
+    from evolve.config import RunConfig
+    sb = make_sandbox(RunConfig())
+    try:
+        out = ProgramEvaluator(spec, sb).evaluate(source, [(split, spec.workload_ids(split))])
+    finally:
+        sb.close()
+    if as_json:
+        print(json.dumps({"status": out.status, "reason": out.reason, "message": out.message,
+                          "score": out.mean(split, spec.objective.score),
+                          "metrics": out.metric_means(split),
+                          "workloads": [{"workload": r.workload, "metrics": r.metrics, "samples": r.samples}
+                                        for r in out.results.get(split, [])],
+                          "artifacts": out.artifacts}, indent=2))
+    else:
+        from evolve.views import workload_table
+        console = _console()
+        if out.ok:
+            console.print(workload_table(out.results, f"{file} on {spec.name} ({split})"))
+            console.print(f"{spec.objective.score}: {out.mean(split, spec.objective.score):.6g}")
+        else:
+            console.print(f"[red]failed[/]: {out.reason}: {out.message}")
+            for k, v in out.artifacts.items():
+                console.rule(k)
+                console.print(v, markup=False, highlight=False)
+    if not out.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def problems() -> None:
+    """List the bundled problems."""
+    from evolve import problem as pm
+    for d in pm.bundled_problems():
+        spec = pm.load(d, check_evaluator=False)
+        print(f"{spec.name:16s} {spec.description}")
+
+
+@app.command("list")
+def list_(runs_dir: Path = typer.Option(Path("runs"), help="folder of run folders"),
+          db: Optional[str] = typer.Option(None, help="list the runs inside this SQLAlchemy URL")) -> None:
+    """List runs."""
+    from rich.table import Table
+    from evolve.store import Store, sqlite_url
+    from evolve.views import run_summary
+    stores = [Store(db)] if db else [Store(sqlite_url(p)) for p in sorted(runs_dir.glob("*/lineage.db"))]
+    t = Table()
+    for c in ("run", "problem", "seed", "iterations", "best", "failures", "status"):
+        t.add_column(c)
+    for st in stores:
+        for r in st.runs():
+            s = run_summary(st, r.id)
+            best = "-" if s["best"] is None else f"{s['best']['score']:.4g}"
+            t.add_row(r.id, r.problem, str(r.seed), str(s["iterations"]), best,
+                      str(sum(s["failures"].values())), s["status"])
+        st.close()
+    _console().print(t if t.row_count else f"no runs in {db or runs_dir}")
+
+
+def _open(run: str, db: Optional[str]):
+    from evolve import session
+    p = Path(run)
+    if not db and not p.exists() and (Path("runs") / run).exists():
+        p = Path("runs") / run
+    return session.open_run(str(p), db or "", p.name if db else "")
+
+
+@app.command()
+def show(run: str = typer.Argument(..., help="run folder or run id"),
+         program: Optional[int] = typer.Argument(None, help="program id"),
+         as_json: bool = typer.Option(False, "--json"),
+         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
+    """Show a run's summary, or one program: code, metrics, parent, how it was made."""
+    from evolve import views
+    h = _open(run, db)
+    if program is not None:
+        if as_json:
+            print(json.dumps(views.program_json(h.store, h.run_id, program), indent=2))
+        else:
+            views.print_program(_console(), h.store, h.run_id, program)
+        return
+    summary = views.run_summary(h.store, h.run_id)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console = _console()
+    for k in ("run", "problem", "seed", "sandbox", "status", "iterations", "attempts", "programs_ok",
+              "failures", "best", "isolation"):
+        console.print(f"[bold]{k}[/]: {summary[k]}")
+    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
+                        h.cfg.final_top_k)
+
+
+@app.command()
+def diff(run: str = typer.Argument(...), a: int = typer.Argument(..., help="program id"),
+         b: int = typer.Argument(..., help="program id"),
+         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
+    """Show the diff between two programs of a run."""
+    from rich.syntax import Syntax
+    from evolve.edits import unified_diff
+    h = _open(run, db)
+    pa, pb = h.store.program(h.run_id, a), h.store.program(h.run_id, b)
+    text = unified_diff(pa.source, pb.source)
+    _console().print(Syntax(text, "diff") if text else "(identical)")
+
+
+def main(argv: List[str] | None = None) -> None:
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="adrs")
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as e:
+        code = e.exit_code
+    except typer.Abort:
+        print("adrs: aborted", file=sys.stderr)
+        code = 130
+    except AdrsError as e:
+        print(f"adrs: error: {e}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("adrs: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as e:
+        if not _is_usage_error(e):
+            raise
+        if e.format_message():
+            print(f"adrs: error: {e.format_message()}", file=sys.stderr)
+        code = getattr(e, "exit_code", 2)
+    sys.exit(code)
+
+
+def _is_usage_error(e: Exception) -> bool:
+    # typer vendors click's exception classes; recognise them by shape, not by a private import path
+    return hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)
+
+
+if __name__ == "__main__":
+    main()

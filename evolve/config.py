@@ -1,0 +1,122 @@
+"""The one validated run configuration: defaults, then a TOML config file, then command-line flags.
+
+Unknown keys are errors naming the file and the key. The resolved config is stored with the run, so
+`adrs resume` continues with exactly the settings the run started with.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from evolve.archive import ArchiveConfig
+from evolve.errors import AdrsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SANDBOXES = ("local",)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    problem: str = "eplb"
+    iterations: int = 100             # child iterations (the initial program is iteration 0)
+    max_wall_time_s: float = 0.0      # 0: no wall-clock budget
+    seed: int = 0
+    proposals_in_flight: int = 1      # concurrent proposals (hides LLM latency)
+    eval_slots: int = 2               # concurrent sandboxed evaluations
+    sandbox: str = "local"
+    runs_dir: str = "runs"
+    db: str = ""                      # SQLAlchemy URL; default runs/<run-id>/lineage.db (SQLite)
+    run_id: str = ""
+    final_top_k: int = 1              # best programs scored on held-out at the end
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+
+    @property
+    def lag(self) -> int:
+        """Iterations in flight. Iteration i samples its parent right after iteration i-lag commits,
+        which makes the lineage independent of timing (see controller)."""
+        return self.proposals_in_flight + self.eval_slots
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "RunConfig":
+        return build(json.loads(text), "stored run config")
+
+
+def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
+    typ = type(default)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if typ is tuple and isinstance(value, list):
+        value = tuple(value)
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+        raise AdrsError(f"{where}: {name}: must be {typ.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _build_archive(raw: dict, where: str) -> ArchiveConfig:
+    known = {f.name: f for f in fields(ArchiveConfig)}
+    base = ArchiveConfig()
+    kwargs = {}
+    for k, v in raw.items():
+        if k not in known:
+            raise AdrsError(f"{where}: archive.{k}: unknown key (allowed: {', '.join(sorted(known))})")
+        kwargs[k] = _check_value(where, f"archive.{k}", v, getattr(base, k))
+    return ArchiveConfig(**kwargs)
+
+
+def build(raw: dict, where: str, base: RunConfig | None = None) -> RunConfig:
+    base = base or RunConfig()
+    known = {f.name for f in fields(RunConfig)}
+    kwargs: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k not in known:
+            raise AdrsError(f"{where}: {k}: unknown key (allowed: {', '.join(sorted(known))})")
+        if k == "archive":
+            if not isinstance(v, dict):
+                raise AdrsError(f"{where}: archive: must be a table")
+            merged = {**dataclasses.asdict(base.archive), **v}
+            kwargs[k] = _build_archive(merged, where)
+        else:
+            kwargs[k] = _check_value(where, k, v, getattr(base, k))
+    cfg = dataclasses.replace(base, **kwargs)
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: RunConfig, where: str) -> None:
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise AdrsError(f"{where}: {key}: {msg}")
+
+    need(cfg.iterations >= 0, "iterations", "must be >= 0")
+    need(cfg.max_wall_time_s >= 0, "max_wall_time_s", "must be >= 0")
+    need(cfg.proposals_in_flight >= 1, "proposals_in_flight", "must be >= 1")
+    need(cfg.eval_slots >= 1, "eval_slots", "must be >= 1")
+    need(cfg.final_top_k >= 1, "final_top_k", "must be >= 1")
+    need(cfg.sandbox in SANDBOXES, "sandbox", f"must be one of {', '.join(SANDBOXES)}")
+    a = cfg.archive
+    need(a.num_islands >= 1, "archive.num_islands", "must be >= 1")
+    need(a.feature_bins >= 1, "archive.feature_bins", "must be >= 1")
+    need(0 <= a.exploration_ratio and 0 <= a.exploitation_ratio
+         and a.exploration_ratio + a.exploitation_ratio <= 1, "archive",
+         "exploration_ratio and exploitation_ratio must be >= 0 and sum to <= 1")
+
+
+def load_file(path: Path, base: RunConfig | None = None) -> RunConfig:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AdrsError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise AdrsError(f"{path}: not valid TOML: {e}") from None
+    return build(raw, str(path), base)

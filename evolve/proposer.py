@@ -1,0 +1,71 @@
+"""Proposers turn a parent (and inspirations) into an edit. The controller only sees this interface.
+
+The offline mutator is the proposer when no LLM is configured; the LLM proposer (litellm) plugs in here.
+A proposer must draw all randomness from the generator it is given, so a run can be repeated exactly.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+import numpy as np
+
+from evolve.edits import FullRewrite, SearchReplace
+from evolve.mutator import MutationError, OfflineMutator
+
+Edit = Union[SearchReplace, FullRewrite]
+
+
+@dataclass(frozen=True)
+class ProgramView:
+    id: int
+    source: str
+    score: float | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    iteration: int
+    island: int
+    parent: ProgramView
+    inspirations: tuple[ProgramView, ...]
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class Proposal:
+    edit: Edit
+    description: str
+    raw: str = ""                          # the proposer's raw output (diff text, model answer)
+    llm_calls: tuple[dict, ...] = ()       # rows for the llm_calls table
+
+
+class ProposalFailed(Exception):
+    def __init__(self, reason: str, message: str, raw: str = "", llm_calls: tuple[dict, ...] = ()) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message, self.raw, self.llm_calls = reason, message, raw, llm_calls
+
+
+class Proposer(Protocol):
+    name: str
+
+    async def propose(self, ctx: ProposalContext) -> Proposal: ...
+
+
+class MutatorProposer:
+    """Blind AST mutations of the EVOLVE-BLOCK; cheap enough to run inline on the event loop."""
+
+    name = "offline-mutator"
+
+    def __init__(self) -> None:
+        self._mutator = OfflineMutator()
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        try:
+            m = self._mutator.propose(ctx.parent.source, [p.source for p in ctx.inspirations], ctx.rng)
+        except MutationError as e:
+            raise ProposalFailed("mutation_failed", str(e)) from None
+        await asyncio.sleep(0)  # yield so evaluations keep flowing
+        return Proposal(edit=FullRewrite(m.source), description=m.description)

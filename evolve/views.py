@@ -1,0 +1,95 @@
+"""Terminal views of runs and programs (rich tables), shared by `adrs run`, `show`, `list` and `eval`."""
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from evolve.holdout import ScoreRow, summary_rows
+from evolve.store import Store
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def score_table(rows: list[ScoreRow], score: str, metrics: dict[str, str]) -> Table:
+    t = Table(title="Initial, best and baselines (means over workloads)")
+    t.add_column("program")
+    t.add_column("id", justify="right")
+    for split in ("train", "held-out"):
+        t.add_column(f"{score} {split}", justify="right")
+    for m, d in metrics.items():
+        if m != score:
+            t.add_column(f"{m} ({d}) held-out", justify="right")
+    for r in rows:
+        if r.status != "ok":
+            t.add_row(r.label, str(r.program_id), f"failed: {r.reason}", "", *[""] * (len(metrics) - (score in metrics)))
+            continue
+        t.add_row(r.label, str(r.program_id), _fmt(r.train.get(score)), _fmt(r.held_out.get(score)),
+                  *[_fmt(r.held_out.get(m)) for m in metrics if m != score])
+    return t
+
+
+def print_summary(console: Console, store: Store, run_id: str, spec_score: str, metrics: dict[str, str],
+                  top_k: int) -> None:
+    console.print(score_table(summary_rows(store, run_id, top_k), spec_score, metrics))
+
+
+def workload_table(results: dict[str, list], title: str) -> Table:
+    t = Table(title=title)
+    names = sorted({m for rs in results.values() for r in rs for m in r.metrics})
+    t.add_column("split")
+    t.add_column("workload")
+    for n in names:
+        t.add_column(n, justify="right")
+    for split, rs in results.items():
+        for r in rs:
+            t.add_row(split, r.workload, *[_fmt(r.metrics.get(n)) for n in names])
+    return t
+
+
+def run_summary(store: Store, run_id: str) -> dict:
+    run = store.run(run_id)
+    attempts = store.attempts(run_id)
+    progs = store.programs(run_id, status="ok")
+    best = max((p for p in progs if p.kind != "baseline"), key=lambda p: (p.score, -p.id), default=None)
+    events = store.events(run_id)
+    return {
+        "run": run.id, "problem": run.problem, "seed": run.seed, "sandbox": run.sandbox,
+        "config": json.loads(run.config), "isolation": json.loads(run.isolation),
+        "versions": json.loads(run.versions), "iterations": max((a.iteration for a in attempts), default=-1),
+        "attempts": len(attempts), "programs_ok": sum(p.kind != "baseline" for p in progs),
+        "failures": store.failure_counts(run_id),
+        "best": None if best is None else {"id": best.id, "iteration": best.iteration, "score": best.score},
+        "status": events[-1].kind if events else "",
+        "events": [{"kind": e.kind, "detail": e.detail, "at": e.at} for e in events],
+    }
+
+
+def print_program(console: Console, store: Store, run_id: str, pid: int) -> None:
+    p = store.program(run_id, pid)
+    console.print(f"[bold]program {p.id}[/] ({p.kind}{' ' + p.name if p.name else ''}) iteration {p.iteration} "
+                  f"island {p.island} generation {p.generation} parent {p.parent_id} status {p.status}"
+                  f"{' (' + p.reason + ')' if p.reason else ''}")
+    console.print(f"made by: {p.origin}")
+    console.print(Syntax(p.source, "python", line_numbers=True))
+    t = Table(title="metrics")
+    for c in ("split", "workload", "metric", "value"):
+        t.add_column(c)
+    for m in store.metrics(p.id):
+        t.add_row(m.split, m.workload, m.metric, _fmt(m.value))
+    console.print(t)
+    for name, text in store.artifacts(p.id).items():
+        console.rule(name)
+        console.print(text, markup=False, highlight=False)
+
+
+def program_json(store: Store, run_id: str, pid: int) -> dict:
+    p = store.program(run_id, pid)
+    return {"id": p.id, "kind": p.kind, "name": p.name, "iteration": p.iteration, "parent": p.parent_id,
+            "island": p.island, "generation": p.generation, "status": p.status, "reason": p.reason,
+            "score": p.score, "origin": p.origin, "source": p.source, "diff": p.diff,
+            "metrics": [m.__dict__ for m in store.metrics(p.id)], "artifacts": store.artifacts(p.id)}
