@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--ops", type=int, default=2000)
     args = parser.parse_args()
-    print(f"{'programs':>9} {'add+sample µs':>14} {'add µs':>8} {'sample µs':>10} {'migrate µs':>11} {'elites':>7}")
+    header = ("programs", "add+sample µs", "add µs", "sample µs", "migrate µs", "elites")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (9, 14, 8, 10, 11, 7))))
     for size in args.sizes:
         r = measure(size, args.ops)
         print(

@@ -48,22 +48,6 @@ class ArchiveConfig:
     # (the rest: a uniformly random elite of the island's grid)
     num_inspirations: int = 4  # top programs + diverse elites from other cells
 
-    def __post_init__(self) -> None:
-        if self.num_islands < 1:
-            raise ValueError(f"archive: num_islands must be >= 1, got {self.num_islands}")
-        if self.feature_bins < 1:
-            raise ValueError(f"archive: feature_bins must be >= 1, got {self.feature_bins}")
-        if len(set(self.feature_dims)) != len(self.feature_dims):
-            raise ValueError(f"archive: feature_dims repeat a name: {self.feature_dims}")
-        if self.migration_interval < 0 or self.migration_count < 0 or self.num_inspirations < 0:
-            raise ValueError("archive: migration_interval, migration_count, num_inspirations must be >= 0")
-        ratios = (self.exploration_ratio, self.exploitation_ratio)
-        if min(ratios) < 0 or sum(ratios) > 1 + 1e-9:
-            raise ValueError(
-                f"archive: exploration_ratio and exploitation_ratio must be >= 0 and sum to <= 1, "
-                f"got {self.exploration_ratio} and {self.exploitation_ratio}"
-            )
-
 
 @dataclass(frozen=True)
 class ProgramRecord:
@@ -73,6 +57,28 @@ class ProgramRecord:
     features: dict[str, float]
     generation: int
     iteration: int
+
+
+def check_config(config: ArchiveConfig) -> None:
+    """Raise ValueError on a config the archive cannot run with.
+
+    Called by Archive(), not by the dataclass itself, so that the run-config loader can build the object
+    first and report a bad value with the file and key it came from.
+    """
+    if config.num_islands < 1:
+        raise ValueError(f"archive: num_islands must be >= 1, got {config.num_islands}")
+    if config.feature_bins < 1:
+        raise ValueError(f"archive: feature_bins must be >= 1, got {config.feature_bins}")
+    if len(set(config.feature_dims)) != len(config.feature_dims):
+        raise ValueError(f"archive: feature_dims repeat a name: {config.feature_dims}")
+    if config.migration_interval < 0 or config.migration_count < 0 or config.num_inspirations < 0:
+        raise ValueError("archive: migration_interval, migration_count, num_inspirations must be >= 0")
+    ratios = (config.exploration_ratio, config.exploitation_ratio)
+    if min(ratios) < 0 or sum(ratios) > 1 + 1e-9:
+        raise ValueError(
+            f"archive: exploration_ratio and exploitation_ratio must be >= 0 and sum to <= 1, "
+            f"got {config.exploration_ratio} and {config.exploitation_ratio}"
+        )
 
 
 def _rank(program: ProgramRecord) -> tuple[float, int]:
@@ -92,6 +98,7 @@ class _Island:
 
 class Archive:
     def __init__(self, config: ArchiveConfig, seed: int):
+        check_config(config)
         self.config = config
         self.seed = seed
         dims = len(config.feature_dims)

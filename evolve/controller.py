@@ -123,12 +123,12 @@ class Controller:
     # -- one iteration (runs concurrently; writes nothing) ---------------------------------------------
     async def _iteration(self, i: int, sel: Selection) -> NewAttempt:
         t0 = time.perf_counter()
-        parent = sel.parent
-        attempt = NewAttempt(iteration=i, island=parent.island, parent_id=parent.id,
+        parent, island = sel.parent, self.archive.island_for(i)
+        attempt = NewAttempt(iteration=i, island=island, parent_id=parent.id,
                              proposer=self.proposer.name, stage="propose", status="failed")
         srcs = self.store.sources([parent.id] + [p.id for p in sel.inspirations])
         ctx = ProposalContext(
-            iteration=i, island=parent.island,
+            iteration=i, island=island,
             parent=ProgramView(parent.id, srcs[parent.id], parent.score),
             inspirations=tuple(ProgramView(p.id, srcs[p.id], p.score) for p in sel.inspirations),
             rng=rng(self.cfg.seed, i, "propose"))
@@ -148,7 +148,7 @@ class Controller:
         async with self._eval_sem:
             out = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self.evaluate, child, self._stages())
-        program = self._new_program(child, out, i, parent, proposal, ctx.parent.source)
+        program = self._new_program(child, out, i, parent, proposal, ctx.parent.source, island)
         attempt.stage, attempt.status = out.stage, out.status
         attempt.reason, attempt.message = out.reason, out.message
         attempt.program, attempt.duration_s = program, time.perf_counter() - t0
@@ -166,12 +166,12 @@ class Controller:
         return a
 
     def _new_program(self, source: str, out: EvalOutcome, i: int, parent: ProgramRecord | None,
-                     proposal: Proposal | None, parent_source: str = "") -> NewProgram:
+                     proposal: Proposal | None, parent_source: str = "", island: int = 0) -> NewProgram:
         quick_only = [r for r in out.metric_rows() if r.split != "quick" or r.workload not in
                       self.spec.workloads.train]
         return NewProgram(
             kind="child" if parent else "initial", source=source, status=out.status, iteration=i,
-            parent_id=parent.id if parent else None, island=parent.island if parent else 0,
+            parent_id=parent.id if parent else None, island=island,
             generation=parent.generation + 1 if parent else 0,
             diff=unified_diff(parent_source, source) if parent else "",
             reason=out.reason, score=out.mean("train", self.spec.objective.score) if out.ok else None,

@@ -6,6 +6,7 @@ failure stops the program before the full train set.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -78,6 +79,8 @@ class ProgramEvaluator:
                     out.results[split] = [done.get(w) or self._one(handle, w, done) for w in ids]
         except CandidateError as e:
             _fail(out, e.reason, e.message, e.detail)
+            if handle is None:  # failed during start (import error): the error carries the output
+                out.artifacts.update(_candidate_artifacts(e))
         except InvalidOutput as e:
             _fail(out, "invalid_output", str(e))
         except Exception as e:  # a bug on the trusted side: recorded, never blamed on silence
@@ -90,6 +93,9 @@ class ProgramEvaluator:
         r = self._evaluator().evaluate(handle, workload)
         if self.spec.objective.score not in r.metrics:
             raise RuntimeError(f"evaluator returned no '{self.spec.objective.score}' metric for {workload}")
+        bad = sorted(k for k, v in r.metrics.items() if not math.isfinite(v))
+        if bad:  # NaN/inf would poison selection; the evaluator judged the answer unscoreable
+            raise InvalidOutput(f"non-finite metrics on {workload}: {', '.join(bad)}")
         done[workload] = r
         return r
 

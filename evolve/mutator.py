@@ -12,8 +12,8 @@ import ast
 import math
 import textwrap
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable
+from functools import lru_cache, partial
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -21,10 +21,12 @@ from evolve.edits import EditError, check_regions, evolve_regions
 
 Site = tuple[int, Callable[[np.random.Generator], str]]  # (region index, apply -> description)
 
+OPERATORS = ("constant", "compare", "arith", "minmax", "reorder", "drop", "crossover")
 DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("constant", 4.0), ("compare", 1.0), ("arith", 1.0), ("minmax", 1.0),
     ("reorder", 1.0), ("drop", 0.5), ("crossover", 2.0),
 )
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPARE_OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 _ARITH_GROUPS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div, ast.FloorDiv))  # swaps stay within a group
 _SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
@@ -56,7 +58,7 @@ class _Region:
 
 # ---------------------------------------------------------------- regions
 
-def _regions(source: str) -> tuple[list[str], list[_Region]]:
+def _regions(source: str) -> tuple[list[str], list[tuple[_Region, ast.Module]]]:
     """The file's lines and its regions that parse on their own; others are left untouched."""
     try:
         spans = evolve_regions(source)
@@ -70,10 +72,10 @@ def _regions(source: str) -> tuple[list[str], list[_Region]]:
         first = next((line for line in raw.splitlines() if line.strip()), "")
         indent = first[: len(first) - len(first.lstrip())] if text.strip() else ""
         try:
-            ast.parse(text)
+            tree = ast.parse(text)
         except SyntaxError:
             continue
-        regions.append(_Region(start, end, indent, text))
+        regions.append((_Region(start, end, indent, text), tree))
     return lines, regions
 
 
@@ -123,20 +125,16 @@ def _perturb_constant(node: ast.Constant, offset: int, rng: np.random.Generator)
     return f"constant {old!r} -> {node.value!r} at line {_line(node, offset)}"
 
 
-def _swap_compare(node: ast.Compare, k: int, offset: int, rng: np.random.Generator) -> str:
-    old = type(node.ops[k])
-    choices = [op for op in _COMPARE_OPS if op is not old]
-    new = choices[int(rng.integers(len(choices)))]
-    node.ops[k] = new()
-    return f"swap {_SYMBOLS[old]} -> {_SYMBOLS[new]} at line {_line(node, offset)}"
-
-
-def _swap_arith(node: ast.BinOp | ast.AugAssign, offset: int, rng: np.random.Generator) -> str:
-    old = type(node.op)
-    group = next(g for g in _ARITH_GROUPS if old in g)
+def _swap_op(node: ast.AST, k: int | None, offset: int, rng: np.random.Generator) -> str:
+    """Replace a comparison operator (node.ops[k]) or an arithmetic one (node.op, k None)."""
+    old = type(node.op if k is None else node.ops[k])  # type: ignore[attr-defined]
+    group = _COMPARE_OPS if k is not None else next(g for g in _ARITH_GROUPS if old in g)
     choices = [op for op in group if op is not old]
     new = choices[int(rng.integers(len(choices)))]
-    node.op = new()
+    if k is None:
+        node.op = new()  # type: ignore[attr-defined]
+    else:
+        node.ops[k] = new()  # type: ignore[attr-defined]
     return f"swap {_SYMBOLS[old]} -> {_SYMBOLS[new]} at line {_line(node, offset)}"
 
 
@@ -158,10 +156,9 @@ def _drop(body: list[ast.stmt], i: int, offset: int, rng: np.random.Generator) -
     return f"drop line {_line(node, offset)}: `{_short(node)}`"
 
 
-def _is_number(node: ast.AST) -> bool:
-    value = getattr(node, "value", None)
-    return (isinstance(node, ast.Constant) and isinstance(value, (int, float))
-            and not isinstance(value, bool) and math.isfinite(value))
+def _is_number(node: ast.Constant) -> bool:
+    value = node.value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_text(node: ast.AST) -> bool:
@@ -169,8 +166,8 @@ def _is_text(node: ast.AST) -> bool:
                                               and isinstance(node.value, (str, bytes)))
 
 
-def _arith_ok(node: ast.AST) -> bool:
-    if not isinstance(node, (ast.BinOp, ast.AugAssign)) or not any(type(node.op) in g for g in _ARITH_GROUPS):
+def _arith_ok(node: ast.BinOp | ast.AugAssign) -> bool:
+    if not any(type(node.op) in group for group in _ARITH_GROUPS):  # type: ignore[attr-defined]
         return False
     operands = (node.left, node.right) if isinstance(node, ast.BinOp) else (node.target, node.value)
     return not any(_is_text(x) for x in operands)  # "a" + "b" -> "a" - "b" can only crash
@@ -181,56 +178,106 @@ def _movable(node: ast.stmt) -> bool:
     return not (isinstance(node, _DEFS + _JUMPS) or docstring)
 
 
+# Node types that can hold statement lists; checked by type first because this walk is the hot loop.
+_BLOCK_TYPES = frozenset(cls for cls in vars(ast).values()
+                         if isinstance(cls, type) and issubclass(cls, ast.AST)
+                         and set(getattr(cls, "_fields", ())) & set(_STMT_FIELDS))
+
+
 def _collect_local(trees: list[ast.Module], regions: list[_Region]) -> dict[str, list[Site]]:
-    sites: dict[str, list[Site]] = {name: [] for name in ("constant", "compare", "arith", "minmax",
-                                                          "reorder", "drop")}
+    sites: dict[str, list[Site]] = {name: [] for name in OPERATORS if name != "crossover"}
+    constant, compare, arith = sites["constant"], sites["compare"], sites["arith"]
+    minmax, reorder, drop = sites["minmax"], sites["reorder"], sites["drop"]
     for r, (tree, region) in enumerate(zip(trees, regions)):
         off = region.start
         for node in ast.walk(tree):
-            if _is_number(node):
-                sites["constant"].append((r, partial(_perturb_constant, node, off)))
-            elif isinstance(node, ast.Compare):
-                sites["compare"].extend((r, partial(_swap_compare, node, k, off))
-                                        for k, op in enumerate(node.ops) if isinstance(op, _COMPARE_OPS))
-            elif _arith_ok(node):
-                sites["arith"].append((r, partial(_swap_arith, node, off)))
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                  and node.func.id in ("min", "max")):
-                sites["minmax"].append((r, partial(_swap_minmax, node, off)))
+            kind = type(node)
+            if kind is ast.Constant:
+                if _is_number(node):
+                    constant.append((r, partial(_perturb_constant, node, off)))
+            elif kind is ast.Compare:
+                compare.extend((r, partial(_swap_op, node, k, off))
+                               for k, op in enumerate(node.ops) if isinstance(op, _COMPARE_OPS))
+            elif kind is ast.BinOp or kind is ast.AugAssign:
+                if _arith_ok(node):
+                    arith.append((r, partial(_swap_op, node, None, off)))
+            elif kind is ast.Call:
+                if isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
+                    minmax.append((r, partial(_swap_minmax, node, off)))
+            if kind not in _BLOCK_TYPES:
+                continue
             for body in _stmt_lists(node):
-                sites["reorder"].extend((r, partial(_reorder, body, i, off)) for i in range(len(body) - 1)
-                                        if _movable(body[i]) and _movable(body[i + 1]))
+                movable = [_movable(st) for st in body]
+                reorder.extend((r, partial(_reorder, body, i, off))
+                               for i in range(len(body) - 1) if movable[i] and movable[i + 1])
                 if len(body) > 1:
-                    sites["drop"].extend((r, partial(_drop, body, i, off))
-                                         for i, st in enumerate(body) if _movable(st))
+                    drop.extend((r, partial(_drop, body, i, off)) for i in range(len(body)) if movable[i])
     return sites
 
 
 # ---------------------------------------------------------------- crossover
 
+Key = tuple[str, str, int]  # (top-level function or '', assignment target, occurrence)
+
+
+@dataclass
+class _Part:
+    """A function or assignment of a pristine (never mutated) tree, with its source text."""
+    node: ast.AST
+    text: str
+    _dump: str | None = None
+
+    def same_as(self, other: _Part) -> bool:
+        # Equal text settles it cheaply; otherwise compare structure (formatting, comments differ).
+        if self.text == other.text:
+            return True
+        if self._dump is None:
+            self._dump = ast.dump(self.node)
+        if other._dump is None:
+            other._dump = ast.dump(other.node)
+        return self._dump == other._dump
+
+
+@dataclass
+class _Index:
+    """What crossover can exchange in one program, by function name and by assignment key."""
+    functions: dict[str, _Part] = field(default_factory=dict)
+    assigns: dict[Key, _Part] = field(default_factory=dict)
+
+
 def _target(node: ast.stmt) -> str | None:
-    if isinstance(node, ast.Assign):
-        return "|".join(ast.dump(t) for t in node.targets)
-    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-        return ast.dump(node.target)
-    return None
+    targets = (node.targets if isinstance(node, ast.Assign)
+               else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else None)
+    if targets is None:
+        return None
+    return "|".join(t.id if isinstance(t, ast.Name) else ast.unparse(t) for t in targets)
 
 
-def _assign_slots(tree: ast.Module) -> list[tuple[tuple[str, str, int], list[ast.stmt], int]]:
+def _statements(body: list[ast.stmt]) -> Iterator[tuple[ast.stmt, list[ast.stmt], int]]:
+    """(statement, its list, index) under `body` in source order; expressions are never visited."""
+    for i, st in enumerate(body):
+        yield st, body, i
+        nested = [getattr(st, "body", None)] + [h.body for h in getattr(st, "handlers", ())]
+        nested += [c.body for c in getattr(st, "cases", ())]
+        nested += [getattr(st, "orelse", None), getattr(st, "finalbody", None)]
+        for block in nested:
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                yield from _statements(block)
+
+
+def _assign_slots(tree: ast.Module) -> list[tuple[Key, list[ast.stmt], int]]:
     """(key, list, index) of every assignment, in source order.
 
     key = (top-level function holding it or '', target, how many earlier assignments in that function
     set the same target): the k-th `x = ...` of f in one program corresponds to the k-th in another.
     """
     slots = []
-    for owner, root in _owners(tree):
+    owners = [("", tree)] + [(top.name, top) for top in tree.body if isinstance(top, _FUNCS)]
+    for owner, root in owners:
+        # Module level: only the region's own top-level statements; functions: everything inside.
+        found = ([(st, tree.body, i) for i, st in enumerate(tree.body)] if root is tree
+                 else _statements(root.body))  # type: ignore[attr-defined]
         seen: dict[str, int] = {}
-        if root is tree:  # module level: only the region's own top-level statements
-            found = [(st, tree.body, i) for i, st in enumerate(tree.body)]
-        else:
-            found = [(st, body, i) for node in ast.walk(root) for body in _stmt_lists(node)
-                     for i, st in enumerate(body)]
-        found.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         for st, body, i in found:
             target = _target(st)
             if target is not None:
@@ -239,73 +286,116 @@ def _assign_slots(tree: ast.Module) -> list[tuple[tuple[str, str, int], list[ast
     return slots
 
 
-def _owners(tree: ast.Module) -> list[tuple[str, ast.AST]]:
-    """The region's top level ('' owns only its own statements) and each top-level function."""
-    return [("", tree)] + [(top.name, top) for top in tree.body
-                           if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef))]
+def _segment(data: bytes, starts: list[int], node: ast.AST) -> str:
+    # AST column offsets count UTF-8 bytes, hence slicing the encoded text.
+    begin = starts[node.lineno - 1] + node.col_offset
+    end = starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
+    return data[begin:end].decode("utf-8", errors="replace")
 
 
-@dataclass
-class _Donor:
-    """An inspiration's regions, indexed for crossover; built once per proposal."""
-    number: int                                                    # 1-based, for descriptions
-    functions: dict[str, tuple[ast.AST, str]] = field(default_factory=dict)   # name -> (node, dump)
-    assigns: dict[tuple[str, str, int], list[tuple[ast.stmt, str]]] = field(default_factory=dict)
+def _index(parsed: list[tuple[_Region, ast.Module]]) -> _Index:
+    index = _Index()
+    for region, tree in parsed:
+        data = region.text.encode("utf-8")
+        starts = [0]
+        for line in data.splitlines(keepends=True):
+            starts.append(starts[-1] + len(line))
+        for top in tree.body:
+            if isinstance(top, _FUNCS):
+                index.functions.setdefault(top.name, _Part(top, _segment(data, starts, top)))
+        for key, body, i in _assign_slots(tree):
+            index.assigns.setdefault(key, _Part(body[i], _segment(data, starts, body[i])))
+    return index
 
 
-def _donor(number: int, source: str) -> _Donor | None:
+@lru_cache(maxsize=32)
+def _donor_index(source: str) -> _Index | None:
+    # Inspirations recur across iterations (they are archive elites), so their index is cached;
+    # the cached trees are only ever copied from, never edited.
     try:
-        _, regions = _regions(source)
+        _, parsed = _regions(source)
     except MutationError:
         return None
-    donor = _Donor(number)
-    for region in regions:
-        tree = ast.parse(region.text)
-        for top in tree.body:
-            if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                donor.functions.setdefault(top.name, (top, ast.dump(top)))
-        for key, body, i in _assign_slots(tree):
-            donor.assigns.setdefault(key, []).append((body[i], ast.dump(body[i])))
-    return donor if donor.functions or donor.assigns else None
+    index = _index(parsed)
+    return index if index.functions or index.assigns else None
 
 
-def _replace_function(tree: ast.Module, j: int, node: ast.AST, number: int, offset: int,
-                      rng: np.random.Generator) -> str:
-    old = tree.body[j]
-    tree.body[j] = _fresh(node)
-    return f"crossover: function {getattr(old, 'name', '?')} (line {_line(old, offset)}) from inspiration {number}"
+def _fresh(node: ast.AST, where: ast.AST) -> ast.AST:
+    # A private copy, so later operators in this child never edit the donor's tree.
+    # Shifted to the replaced statement's line, so later descriptions in this child name real lines.
+    copy = ast.parse(ast.unparse(node)).body[0]
+    return ast.increment_lineno(copy, getattr(where, "lineno", 1) - 1)
 
 
-def _replace_stmt(body: list[ast.stmt], i: int, node: ast.stmt, number: int, offset: int,
-                  rng: np.random.Generator) -> str:
-    old = body[i]
-    body[i] = _fresh(node)
+def _replace(body: list[ast.stmt], i: int, node: ast.stmt, number: int, offset: int,
+             rng: np.random.Generator) -> str:
+    old, body[i] = body[i], _fresh(node, body[i])  # type: ignore[assignment]
+    if isinstance(old, _FUNCS):
+        return f"crossover: function {old.name} (line {_line(old, offset)}) from inspiration {number}"
     return f"crossover: line {_line(old, offset)} <- `{_short(node)}` from inspiration {number}"
 
 
-def _fresh(node: ast.AST) -> ast.AST:
-    # A private copy, so later operators in this child never edit the donor's tree.
-    return ast.parse(ast.unparse(node)).body[0]
-
-
-def _collect_crossover(trees: list[ast.Module], regions: list[_Region], donors: list[_Donor]) -> list[Site]:
+def _collect_crossover(trees: list[ast.Module], regions: list[_Region], mine: _Index,
+                       donors: list[tuple[int, _Index]]) -> list[Site]:
+    """Sites where an inspiration's function or assignment differs from the parent's original one."""
     sites: list[Site] = []
     for r, (tree, region) in enumerate(zip(trees, regions)):
         off = region.start
         for j, top in enumerate(tree.body):
-            if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            own = mine.functions.get(getattr(top, "name", ""))
+            if own is None or not isinstance(top, _FUNCS):
                 continue
-            mine = ast.dump(top)
-            sites.extend((r, partial(_replace_function, tree, j, d.functions[top.name][0], d.number, off))
-                         for d in donors if top.name in d.functions and d.functions[top.name][1] != mine)
+            sites.extend((r, partial(_replace, tree.body, j, theirs.node, n, off)) for n, d in donors
+                         if (theirs := d.functions.get(top.name)) and not own.same_as(theirs))
         for key, body, i in _assign_slots(tree):
-            mine = ast.dump(body[i])
-            sites.extend((r, partial(_replace_stmt, body, i, node, d.number, off))
-                         for d in donors for node, dump in d.assigns.get(key, ()) if dump != mine)
+            own = mine.assigns.get(key)
+            if own is None:
+                continue
+            sites.extend((r, partial(_replace, body, i, theirs.node, n, off)) for n, d in donors
+                         if (theirs := d.assigns.get(key)) and not own.same_as(theirs))
     return sites
 
 
 # ---------------------------------------------------------------- the mutator
+
+@dataclass
+class _Context:
+    """One proposal's fixed inputs: the parent's lines and regions, and crossover material."""
+    parent: str
+    lines: list[str]
+    regions: list[_Region]
+    inspirations: list[str]
+    first_trees: list[ast.Module] | None  # the validation parse, reused by the first try
+    _unparsed: dict[int, str] = field(default_factory=dict)
+    _donors: list[tuple[int, _Index]] | None = None
+
+    def trees(self) -> list[ast.Module]:
+        trees, self.first_trees = self.first_trees, None
+        return trees if trees is not None else [ast.parse(region.text) for region in self.regions]
+
+    def unparsed(self, r: int) -> str:
+        """The parent's region r as ast.unparse writes it, to spot operators that cancelled out."""
+        if r not in self._unparsed:
+            self._unparsed[r] = ast.unparse(ast.parse(self.regions[r].text))
+        return self._unparsed[r]
+
+    def index(self) -> _Index:
+        return _donor_index(self.parent) or _Index()  # cached: a parent is usually some child's donor
+
+    def donors(self) -> list[tuple[int, _Index]]:
+        """(1-based inspiration number, index); built only once crossover is actually drawn."""
+        if self._donors is None:
+            self._donors = [(n, d) for n, src in enumerate(self.inspirations, 1)
+                            if (d := _donor_index(src)) is not None]
+        return self._donors
+
+
+# Structural operators move or replace statements, so sites collected before them go stale.
+_STRUCTURAL = ("reorder", "drop", "crossover")
+# Operators whose result can equal the parent (swapping equal statements, taking back an earlier edit).
+# Edits of distinct nodes and drops always leave a visible change.
+_MAY_CANCEL = ("reorder", "crossover")
+
 
 @dataclass(frozen=True)
 class OfflineMutator:
@@ -314,26 +404,38 @@ class OfflineMutator:
     op_probs: tuple[float, ...] = (0.6, 0.3, 0.1)
     max_tries: int = 16
 
+    def __post_init__(self) -> None:
+        unknown = [name for name, _ in self.weights if name not in OPERATORS]
+        if unknown:
+            raise ValueError(f"unknown mutation operator(s) {unknown}; known: {list(OPERATORS)}")
+        if len(self.op_counts) != len(self.op_probs) or not math.isclose(sum(self.op_probs), 1.0):
+            raise ValueError("op_probs must give one probability per entry of op_counts, summing to 1")
+
     def propose(self, parent: str, inspirations: list[str], rng: np.random.Generator) -> Mutation:
         """A compiling child differing from `parent` only inside its regions, or MutationError."""
-        lines, regions = _regions(parent)
-        if not regions:
+        lines, parsed = _regions(parent)
+        if not parsed:
             raise MutationError("no EVOLVE-BLOCK region parses as Python on its own")
-        donors = [d for n, src in enumerate(inspirations, 1) if (d := _donor(n, src)) is not None]
-        originals = [ast.dump(ast.parse(region.text)) for region in regions]
+        ctx = _Context(parent, lines, [region for region, _ in parsed], list(inspirations),
+                       [tree for _, tree in parsed])
         for _ in range(self.max_tries):
-            child = self._try(lines, regions, originals, donors, rng)
+            child = self._try(ctx, rng)
             if child is not None:
                 return child
         raise MutationError(f"no valid child after {self.max_tries} tries")
 
-    def _try(self, lines: list[str], regions: list[_Region], originals: list[str],
-             donors: list[_Donor], rng: np.random.Generator) -> Mutation | None:
-        trees = [ast.parse(region.text) for region in regions]
+    def _try(self, ctx: _Context, rng: np.random.Generator) -> Mutation | None:
+        trees = ctx.trees()
         n_ops = self.op_counts[int(rng.choice(len(self.op_counts), p=self.op_probs))]
-        names, notes, touched = [], [], set()
+        names: list[str] = []
+        notes: list[str] = []
+        touched: set[int] = set()
+        nodes: list[int] = []  # ids of nodes edited in place; editing one twice may undo the first edit
+        local: dict[str, list[Site]] | None = None
         for step in range(n_ops):
-            picked = self._pick(trees, regions, donors, rng)
+            if local is None:  # sites stay valid after in-place node edits, not after structural ones
+                local = _collect_local(trees, ctx.regions)
+            picked = self._pick(local, trees, ctx, rng)
             if picked is None and step == 0:  # fresh trees: nothing here can ever be mutated
                 raise MutationError("nothing to mutate in the EVOLVE-BLOCK regions")
             if picked is None:
@@ -342,26 +444,30 @@ class OfflineMutator:
             notes.append(apply(rng))
             names.append(name)
             touched.add(r)
-        new_text = {r: textwrap.indent(ast.unparse(trees[r]), regions[r].indent) + "\n"
-                    for r in sorted(touched) if ast.dump(trees[r]) != originals[r]}
-        if not new_text:
+            if name in _STRUCTURAL:
+                local = None
+            else:
+                nodes.append(id(apply.args[0]))  # type: ignore[attr-defined]
+        unparsed = {r: ast.unparse(trees[r]) for r in sorted(touched)}
+        if len(set(nodes)) < len(nodes) or any(name in _MAY_CANCEL for name in names):
+            unparsed = {r: text for r, text in unparsed.items() if text != ctx.unparsed(r)}
+        if not unparsed:
             return None  # the operators cancelled out
-        child = _splice(lines, regions, new_text)
-        if not _valid(lines, child):
-            return None
-        return Mutation(child, "; ".join(notes), tuple(names))
+        new_text = {r: textwrap.indent(text, ctx.regions[r].indent) + "\n" for r, text in unparsed.items()}
+        child = _splice(ctx.lines, ctx.regions, new_text)
+        return Mutation(child, "; ".join(notes), tuple(names)) if _valid(ctx.lines, child) else None
 
-    def _pick(self, trees: list[ast.Module], regions: list[_Region], donors: list[_Donor],
+    def _pick(self, local: dict[str, list[Site]], trees: list[ast.Module], ctx: _Context,
               rng: np.random.Generator) -> tuple[str, Site] | None:
         """An operator by weight among those with a site, then one of its sites uniformly."""
-        local = _collect_local(trees, regions)
         options = [(name, w) for name, w in self.weights
-                   if w > 0 and (local.get(name) if name != "crossover" else donors)]
+                   if w > 0 and (local.get(name) if name != "crossover" else ctx.inspirations)]
         while options:
             weights = np.array([w for _, w in options])
             k = int(rng.choice(len(options), p=weights / weights.sum()))
             name = options[k][0]
-            sites = local[name] if name != "crossover" else _collect_crossover(trees, regions, donors)
+            sites = (local[name] if name != "crossover"
+                     else _collect_crossover(trees, ctx.regions, ctx.index(), ctx.donors()))
             if sites:
                 return name, sites[int(rng.integers(len(sites)))]
             del options[k]  # crossover had nothing to exchange: choose again among the rest

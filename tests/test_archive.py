@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,14 @@ def run_scenario(seed: int = 7, steps: int = 400) -> list[tuple[int, tuple[int, 
     return trace
 
 
+def run_python(code: str, hash_seed: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter whose str hashing is salted differently."""
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def scenario_digest() -> str:
     return hashlib.sha256(repr(run_scenario()).encode()).hexdigest()
 
@@ -79,9 +88,7 @@ def test_rng_does_not_depend_on_the_process_hash_seed():
     code = "from evolve.rng import rng; print(list(rng(3, 9, 'archive.sample').integers(0, 10**9, 4)))"
     outputs = set()
     for hash_seed in ("0", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+        result = run_python(code, hash_seed)
         outputs.add(result.stdout)
     outputs.add(str(list(rng(3, 9, "archive.sample").integers(0, 10**9, 4))) + "\n")
     assert len(outputs) == 1
@@ -98,11 +105,15 @@ def test_complexity_grows_with_code_size():
 
 
 def test_complexity_counts_only_evolve_blocks_when_marked():
-    template = "import os\n{outside}\ndef f(x):\n    # EVOLVE-BLOCK-START\n{inside}\n    # EVOLVE-BLOCK-END\n    return y\n"
+    template = (
+        "import os\n{outside}\ndef f(x):\n"
+        "    # EVOLVE-BLOCK-START\n{inside}\n    # EVOLVE-BLOCK-END\n    return y\n"
+    )
     base = template.format(outside="A = 1", inside="    y = x")
     more_outside = template.format(outside="A = [1, 2, 3]\nB = {'k': A}", inside="    y = x")
     more_inside = template.format(outside="A = 1", inside="    y = x\n    y = y * 2 + x // 3")
     assert evolve_regions(base) == [(5, 5)]
+    assert evolve_regions('MARK = "EVOLVE-BLOCK-START"\nx = 1\n') == []  # markers live in comments
     assert complexity(more_outside) == complexity(base)
     assert complexity(more_inside) > complexity(base)
 
@@ -150,7 +161,8 @@ def test_elite_is_replaced_only_by_a_strictly_better_score():
     assert archive.add(record(4, 2.0, x=5.0)) is True
     assert [e.id for e in archive.elites(0)] == [4]
     assert len(archive) == 4
-    assert archive.stats()["islands"][0] == {"island": 0, "programs": 4, "occupied_cells": 1, "best_score": 2.0}
+    expected = {"island": 0, "programs": 4, "occupied_cells": 1, "best_score": 2.0}
+    assert archive.stats()["islands"][0] == expected
 
 
 def test_different_cells_keep_their_own_elites():
@@ -161,7 +173,9 @@ def test_different_cells_keep_their_own_elites():
 
 
 def test_best_is_never_lost_under_rebinning_and_migration():
-    config = ArchiveConfig(num_islands=2, feature_dims=("x", "complexity"), feature_bins=3, migration_interval=5)
+    config = ArchiveConfig(
+        num_islands=2, feature_dims=("x", "complexity"), feature_bins=3, migration_interval=5
+    )
     archive = Archive(config, seed=1)
     archive.add(record(0, 100.0, island=0, x=0.5, complexity=50.0))
     g = rng(1, 0, "test.best")
@@ -184,6 +198,17 @@ def test_best_ties_go_to_the_lower_id():
     archive.add(record(5, 1.0, island=1, x=9.0))
     archive.add(record(2, 1.0, island=1, x=4.0))
     assert archive.best().id == 2
+
+
+@pytest.mark.parametrize(
+    "changes, word",
+    [({"num_islands": 0}, "num_islands"), ({"exploration_ratio": 0.5, "exploitation_ratio": 0.6}, "ratio"),
+     ({"feature_dims": ("x", "x")}, "repeat")],
+)
+def test_bad_config_is_refused_when_the_archive_is_built(changes, word):
+    config = replace(ArchiveConfig(), **changes)  # the loader may build it and report with file context
+    with pytest.raises(ValueError, match=word):
+        Archive(config, seed=0)
 
 
 def test_missing_feature_is_a_clear_error():
@@ -246,12 +271,13 @@ def test_same_calls_give_identical_samples():
 
 
 def test_samples_do_not_depend_on_the_process_hash_seed():
-    code = f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r}); import test_archive; print(test_archive.scenario_digest())"
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r}); import test_archive; "
+        "print(test_archive.scenario_digest())"
+    )
     digests = {scenario_digest()}
     for hash_seed in ("1", "987654"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+        result = run_python(code, hash_seed)
         digests.add(result.stdout.strip())
     assert len(digests) == 1
 
@@ -280,17 +306,11 @@ def test_exploitation_prefers_high_scoring_elites():
     assert top == pytest.approx(0.22, abs=0.03)
     assert bottom < 0.06
     # Pure uniform-elite selection gives no such preference.
-    uniform = Archive(replace_config(config, exploration_ratio=0.0, exploitation_ratio=0.0), seed=4)
+    uniform = Archive(replace(config, exploration_ratio=0.0, exploitation_ratio=0.0), seed=4)
     for pid in range(10):
         uniform.add(record(pid, float(pid), x=float(pid)))
     top_uniform = sum(uniform.sample(0, it)[0].id == 9 for it in range(draws)) / draws
     assert top_uniform == pytest.approx(0.1, abs=0.02)
-
-
-def replace_config(config: ArchiveConfig, **changes) -> ArchiveConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
 
 
 def test_inspirations_exclude_parent_and_prefer_the_same_island():
@@ -315,6 +335,24 @@ def test_inspirations_exclude_parent_and_prefer_the_same_island():
         assert [p.id for p in inspirations[:2]] == [i for i in top_three if i != parent.id][:2]
 
 
+def test_diverse_inspirations_come_from_cells_other_than_the_parents():
+    config = ArchiveConfig(num_islands=1, feature_dims=("x",), exploration_ratio=1.0, exploitation_ratio=0.0,
+                           num_inspirations=2)
+    archive = Archive(config, seed=2)
+    archive.add(record(1, 1.0, x=0.0))  # elite of the first cell
+    archive.add(record(2, 0.5, x=0.0))  # same cell, not an elite
+    for pid in range(3, 9):
+        archive.add(record(pid, float(pid), x=float(pid)))
+    seen = 0
+    for it in range(400):
+        parent, inspirations = archive.sample(0, it)
+        if parent.id == 2:
+            seen += 1
+            assert inspirations[0].id == 8  # the top program
+            assert 1 not in [p.id for p in inspirations]  # the parent's own niche is not "diverse"
+    assert seen > 10
+
+
 def test_inspirations_fill_from_other_islands_when_the_island_is_small():
     archive = Archive(ArchiveConfig(num_islands=2, feature_dims=("x",), num_inspirations=3), seed=0)
     archive.add(record(1, 1.0, island=0, x=0.0))
@@ -335,16 +373,19 @@ def test_add_and_sample_cost_does_not_grow_with_population():
     def per_op_us(population: int) -> float:
         archive = Archive(ArchiveConfig(num_islands=4), seed=0)
         g = rng(0, 0, "test.perf")
-        features = [(float(c), float(d)) for c, d in zip(g.integers(10, 5000, population + 500), g.random(population + 500))]
-        scores = g.random(population + 500)
-        for pid in range(population):
-            c, d = features[pid]
-            archive.add(ProgramRecord(pid, pid % 4, float(scores[pid]), {"complexity": c, "diversity": d}, 0, pid))
+        total = population + 500
+        sizes, shapes, scores = g.integers(10, 5000, total), g.random(total), g.random(total)
+        programs = [
+            ProgramRecord(pid, pid % 4, float(scores[pid]),
+                          {"complexity": float(sizes[pid]), "diversity": float(shapes[pid])}, 0, pid)
+            for pid in range(total)
+        ]
+        for program in programs[:population]:
+            archive.add(program)
         start = time.perf_counter()
-        for pid in range(population, population + 500):
-            c, d = features[pid]
-            archive.add(ProgramRecord(pid, pid % 4, float(scores[pid]), {"complexity": c, "diversity": d}, 0, pid))
-            archive.sample(pid % 4, pid)
+        for program in programs[population:]:
+            archive.add(program)
+            archive.sample(program.island, program.iteration)
         return (time.perf_counter() - start) / 500 * 1e6
 
     small, large = per_op_us(200), per_op_us(10_000)

@@ -84,23 +84,25 @@ def _check_log2phy(phy2log: np.ndarray, log2phy: np.ndarray, logcnt: np.ndarray)
         l, e = np.unravel_index(np.argmax(logcnt), logcnt.shape)
         raise InvalidOutput(f"log2phy has room for {maxrep} replicas but expert {e} of layer {l} has {logcnt[l, e]}")
     used = np.arange(maxrep)[None, None, :] < logcnt[:, :, None]  # the first logcnt entries are slots
-    pad = ~used & (log2phy != -1)
-    if pad.any():
-        l, e, k = np.argwhere(pad)[0]
+    padding = log2phy[~used]
+    if (padding != -1).any():
+        l, e, k = np.argwhere(~used & (log2phy != -1))[0]
         raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]}: entries past logcnt must be -1")
-    out = used & ((log2phy < 0) | (log2phy >= R))
+    # the used entries in C order: layer-major, R per layer (logcnt sums to R), expert e repeated logcnt times
+    slots = log2phy[used]
+    layer = np.repeat(np.arange(L), R)
+    expert = np.repeat(np.tile(np.arange(E), L), logcnt.ravel())
+    out = (slots < 0) | (slots >= R)
     if out.any():
-        l, e, k = np.argwhere(out)[0]
+        l, e, k = np.argwhere(used & ((log2phy < 0) | (log2phy >= R)))[0]
         raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]} is not a slot in [0, {R})")
-    layer = np.broadcast_to(np.arange(L)[:, None, None], log2phy.shape)
-    slot_expert = phy2log[layer, np.where(used, log2phy, 0)]
-    mismatch = used & (slot_expert != np.arange(E)[None, :, None])
-    if mismatch.any():
-        l, e, k = np.argwhere(mismatch)[0]
+    if (phy2log[layer, slots] != expert).any():
+        l, e, k = np.argwhere(used & (phy2log[np.arange(L)[:, None, None], np.clip(log2phy, 0, R - 1)]
+                                      != np.arange(E)[None, :, None]))[0]
         raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]} but that slot holds expert "
                             f"{phy2log[l, log2phy[l, e, k]]}")
     # sum(logcnt) == R and every listed slot holds its expert, so each slot must be listed exactly once
-    listed = np.bincount((layer * R + log2phy)[used], minlength=L * R).reshape(L, R)
+    listed = np.bincount(layer * R + slots, minlength=L * R).reshape(L, R)
     if (listed != 1).any():
         l, s = np.argwhere(listed != 1)[0]
         raise InvalidOutput(f"layer {l}: slot {s} is listed {listed[l, s]} times in log2phy (must be once)")

@@ -50,7 +50,7 @@ class Defaults:
     drift: float = 0.15
     shift: float = 0.1
     windows: int = 6
-    layers: int = 16
+    layers: int = 58          # DeepSeek-V3: 61 layers, the first 3 dense
     window_tokens: int = 1 << 16
 
 

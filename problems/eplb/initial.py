@@ -13,19 +13,20 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
         load = w[layer]
         # predicted next-window load: a blend of this window's load and the layer mean
         pred = 0.2 * load + 0.8 * load.mean()
-        cnt = np.ones(num_experts, dtype=np.int64)
         # experts hotter than a threshold get extra replicas
-        extra = np.floor(pred / (1.5 * pred.mean())).astype(np.int64)
-        cnt = cnt + extra
+        extra = np.floor(pred / (2.0 * pred.mean())).astype(np.int64)
+        cnt = 1 + extra
+        # too many replicas: take them back from the most replicated experts
         while cnt.sum() > num_replicas:
             cnt[np.argmax(cnt)] -= 1
-        while cnt.sum() < num_replicas:
-            cnt[np.argmax(pred / cnt)] += 1
+        # spare slots: hand them out in expert order
+        spare = num_replicas - cnt.sum()
+        np.add.at(cnt, np.arange(spare) % num_experts, 1)
         logcnt[layer] = cnt
         # place replicas one by one on the GPU with the lowest cost that has a free slot
         reps = np.repeat(np.arange(num_experts), cnt)
         share = pred[reps] / cnt[reps]
-        order = np.argsort(share)
+        order = np.argsort(-share)
         gpu_load = np.zeros(num_gpus)
         gpu_used = np.zeros(num_gpus, dtype=np.int64)
         for r in order:
