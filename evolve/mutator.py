@@ -2,9 +2,10 @@
 
 It is the proposer when no LLM is configured and a baseline an LLM must beat. Each child gets 1-3
 operators (constant perturbation, comparison/arithmetic/min-max swaps, statement reorder or drop,
-crossover). Only the regions' text is re-generated (with ast.unparse, so comments inside a mutated
-region are lost); everything outside stays byte-identical. All randomness comes from the generator
-passed in, and every traversal order is fixed by the source, so equal inputs give equal children.
+crossover from evolve.crossover). Only the regions' text is re-generated (with ast.unparse, so
+comments inside a mutated region are lost); everything outside stays byte-identical. All randomness
+comes from the generator passed in, and every traversal order is fixed by the source, so equal
+inputs give equal children.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import ast
 import math
 import textwrap
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from typing import Callable, Iterator
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
+from evolve.crossover import _collect_crossover, _donor_index, _Index
 from evolve.edits import EditError, check_regions, evolve_regions
 
 Site = tuple[int, Callable[[np.random.Generator], str]]  # (region index, apply -> description)
@@ -26,7 +28,6 @@ DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("constant", 4.0), ("compare", 1.0), ("arith", 1.0), ("minmax", 1.0),
     ("reorder", 1.0), ("drop", 0.5), ("crossover", 2.0),
 )
-_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPARE_OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 _ARITH_GROUPS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div, ast.FloorDiv))  # swaps stay within a group
 _SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
@@ -212,147 +213,6 @@ def _collect_local(trees: list[ast.Module], regions: list[_Region]) -> dict[str,
                                for i in range(len(body) - 1) if movable[i] and movable[i + 1])
                 if len(body) > 1:
                     drop.extend((r, partial(_drop, body, i, off)) for i in range(len(body)) if movable[i])
-    return sites
-
-
-# ---------------------------------------------------------------- crossover
-
-Key = tuple[str, str, int]  # (top-level function or '', assignment target, occurrence)
-
-
-@dataclass
-class _Part:
-    """A function or assignment of a pristine (never mutated) tree, with its source text."""
-    node: ast.AST
-    text: str
-    _dump: str | None = None
-
-    def same_as(self, other: _Part) -> bool:
-        # Equal text settles it cheaply; otherwise compare structure (formatting, comments differ).
-        if self.text == other.text:
-            return True
-        if self._dump is None:
-            self._dump = ast.dump(self.node)
-        if other._dump is None:
-            other._dump = ast.dump(other.node)
-        return self._dump == other._dump
-
-
-@dataclass
-class _Index:
-    """What crossover can exchange in one program, by function name and by assignment key."""
-    functions: dict[str, _Part] = field(default_factory=dict)
-    assigns: dict[Key, _Part] = field(default_factory=dict)
-
-
-def _target(node: ast.stmt) -> str | None:
-    targets = (node.targets if isinstance(node, ast.Assign)
-               else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else None)
-    if targets is None:
-        return None
-    return "|".join(t.id if isinstance(t, ast.Name) else ast.unparse(t) for t in targets)
-
-
-def _statements(body: list[ast.stmt]) -> Iterator[tuple[ast.stmt, list[ast.stmt], int]]:
-    """(statement, its list, index) under `body` in source order; expressions are never visited."""
-    for i, st in enumerate(body):
-        yield st, body, i
-        nested = [getattr(st, "body", None)] + [h.body for h in getattr(st, "handlers", ())]
-        nested += [c.body for c in getattr(st, "cases", ())]
-        nested += [getattr(st, "orelse", None), getattr(st, "finalbody", None)]
-        for block in nested:
-            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                yield from _statements(block)
-
-
-def _assign_slots(tree: ast.Module) -> list[tuple[Key, list[ast.stmt], int]]:
-    """(key, list, index) of every assignment, in source order.
-
-    key = (top-level function holding it or '', target, how many earlier assignments in that function
-    set the same target): the k-th `x = ...` of f in one program corresponds to the k-th in another.
-    """
-    slots = []
-    owners = [("", tree)] + [(top.name, top) for top in tree.body if isinstance(top, _FUNCS)]
-    for owner, root in owners:
-        # Module level: only the region's own top-level statements; functions: everything inside.
-        found = ([(st, tree.body, i) for i, st in enumerate(tree.body)] if root is tree
-                 else _statements(root.body))  # type: ignore[attr-defined]
-        seen: dict[str, int] = {}
-        for st, body, i in found:
-            target = _target(st)
-            if target is not None:
-                slots.append(((owner, target, seen.get(target, 0)), body, i))
-                seen[target] = seen.get(target, 0) + 1
-    return slots
-
-
-def _segment(data: bytes, starts: list[int], node: ast.AST) -> str:
-    # AST column offsets count UTF-8 bytes, hence slicing the encoded text.
-    begin = starts[node.lineno - 1] + node.col_offset
-    end = starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
-    return data[begin:end].decode("utf-8", errors="replace")
-
-
-def _index(parsed: list[tuple[_Region, ast.Module]]) -> _Index:
-    index = _Index()
-    for region, tree in parsed:
-        data = region.text.encode("utf-8")
-        starts = [0]
-        for line in data.splitlines(keepends=True):
-            starts.append(starts[-1] + len(line))
-        for top in tree.body:
-            if isinstance(top, _FUNCS):
-                index.functions.setdefault(top.name, _Part(top, _segment(data, starts, top)))
-        for key, body, i in _assign_slots(tree):
-            index.assigns.setdefault(key, _Part(body[i], _segment(data, starts, body[i])))
-    return index
-
-
-@lru_cache(maxsize=32)
-def _donor_index(source: str) -> _Index | None:
-    # Inspirations recur across iterations (they are archive elites), so their index is cached;
-    # the cached trees are only ever copied from, never edited.
-    try:
-        _, parsed = _regions(source)
-    except MutationError:
-        return None
-    index = _index(parsed)
-    return index if index.functions or index.assigns else None
-
-
-def _fresh(node: ast.AST, where: ast.AST) -> ast.AST:
-    # A private copy, so later operators in this child never edit the donor's tree.
-    # Shifted to the replaced statement's line, so later descriptions in this child name real lines.
-    copy = ast.parse(ast.unparse(node)).body[0]
-    return ast.increment_lineno(copy, getattr(where, "lineno", 1) - 1)
-
-
-def _replace(body: list[ast.stmt], i: int, node: ast.stmt, number: int, offset: int,
-             rng: np.random.Generator) -> str:
-    old, body[i] = body[i], _fresh(node, body[i])  # type: ignore[assignment]
-    if isinstance(old, _FUNCS):
-        return f"crossover: function {old.name} (line {_line(old, offset)}) from inspiration {number}"
-    return f"crossover: line {_line(old, offset)} <- `{_short(node)}` from inspiration {number}"
-
-
-def _collect_crossover(trees: list[ast.Module], regions: list[_Region], mine: _Index,
-                       donors: list[tuple[int, _Index]]) -> list[Site]:
-    """Sites where an inspiration's function or assignment differs from the parent's original one."""
-    sites: list[Site] = []
-    for r, (tree, region) in enumerate(zip(trees, regions)):
-        off = region.start
-        for j, top in enumerate(tree.body):
-            own = mine.functions.get(getattr(top, "name", ""))
-            if own is None or not isinstance(top, _FUNCS):
-                continue
-            sites.extend((r, partial(_replace, tree.body, j, theirs.node, n, off)) for n, d in donors
-                         if (theirs := d.functions.get(top.name)) and not own.same_as(theirs))
-        for key, body, i in _assign_slots(tree):
-            own = mine.assigns.get(key)
-            if own is None:
-                continue
-            sites.extend((r, partial(_replace, body, i, theirs.node, n, off)) for n, d in donors
-                         if (theirs := d.assigns.get(key)) and not own.same_as(theirs))
     return sites
 
 

@@ -166,3 +166,77 @@ def test_hostile_candidates_are_contained_and_the_run_goes_on(tmp_path, toy_copy
         assert accepted == []
     dump = (tmp_path / "h" / "lineage.db").read_bytes()
     assert b"sk-adrs-test-secret-123" not in dump
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process under `root` (the zygote and its candidates included), from /proc."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for p in pids:
+        try:
+            if "zombie" not in Path(f"/proc/{p}/status").read_text():
+                alive.add(p)
+        except OSError:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "evolve.cli", "run", str(TOY), "--iterations", "400", "--seed", "2",
+            "--runs-dir", str(tmp_path), "--run-id", "c"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    db = tmp_path / "c" / "lineage.db"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (db.exists() and len(lineage(db)) >= 10):
+        time.sleep(0.2)
+    under = _descendants(proc.pid)
+    assert under, "the run should have a sandbox fork server running"
+    os.killpg(proc.pid, signal.SIGINT)           # what a terminal does on Ctrl-C: the whole group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "adrs resume" in out and "Traceback" not in err
+    con = sqlite3.connect(db)
+    assert con.execute("select kind from run_events order by id desc").fetchone()[0] == "interrupted"
+    con.close()
+    time.sleep(0.5)
+    assert _alive(under) == set()                # no fork server or candidate left running
+    before = lineage(db)
+    assert [x[0] for x in before] == list(range(len(before)))
+    r = subprocess.run([sys.executable, "-m", "evolve.cli", "resume", str(tmp_path / "c"), "--iterations",
+                        str(len(before) + 10)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    after = lineage(db)
+    assert after[:len(before)] == before and [x[0] for x in after] == list(range(len(before) + 11))
+
+
+def test_wall_time_budget_stops_the_search(tmp_path):
+    t0 = time.monotonic()
+    db = run_toy(tmp_path, "w", iterations=100_000, max_wall_time_s=2.0)
+    assert time.monotonic() - t0 < 30
+    con = sqlite3.connect(db)
+    kind, detail = con.execute("select kind, detail from run_events order by id desc").fetchone()
+    assert (kind, detail) == ("finished", "max_wall_time")
+    n = con.execute("select count(*) from attempts").fetchone()[0]
+    assert 1 < n < 100_000
+    # the finalists were still scored on held-out
+    assert con.execute("select count(*) from evaluations where split='held-out'").fetchone()[0] > 0

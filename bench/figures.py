@@ -1,0 +1,19 @@
+"""Print every engine figure the README quotes, each from its own bench script:
+
+    .venv/bin/python bench/figures.py
+
+- loop overhead per iteration at 1,000 and 10,000 programs, and lineage DB size per 1,000 programs
+- local sandbox overhead per candidate and empty round trip
+- EPLB scoring time per window (excluding the candidate) and baseline/initial scores
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["loop_overhead.py", "sandbox_overhead.py", "eplb_scoring.py"]
+
+if __name__ == "__main__":
+    for script in SCRIPTS:
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)
