@@ -9,17 +9,18 @@ program's index of exchangeable parts is parsed once and cached.
 from __future__ import annotations
 
 import ast
-import textwrap
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from evolve.edits import EditError, evolve_regions
+from evolve.edits import EditError
+from evolve.regions import parse_regions
 
 if TYPE_CHECKING:  # annotations only: evolve.mutator imports this module
-    from evolve.mutator import Site, _Region
+    from evolve.regions import Region as _Region
+    from evolve.mutator import Site
 
 Key = tuple[str, str, int]  # (top-level function or '', assignment target, occurrence)
 
@@ -117,21 +118,11 @@ def _index(parsed: list[tuple[str, ast.Module]]) -> _Index:
 
 
 def _parsed_regions(source: str) -> list[tuple[str, ast.Module]] | None:
-    """Each region's dedented text and tree, read as the mutator reads its parent's (regions that do
-    not parse skipped); None if the region markers are malformed."""
+    """Each parseable region's dedented text and tree; None if the region markers are malformed."""
     try:
-        spans = evolve_regions(source)
+        return [(r.text, tree) for r, tree in parse_regions(source)[1]]
     except EditError:
         return None
-    lines = source.splitlines(keepends=True)
-    parsed = []
-    for start, end in spans:
-        text = textwrap.dedent("".join(lines[start:end]))
-        try:
-            parsed.append((text, ast.parse(text)))
-        except SyntaxError:
-            continue
-    return parsed
 
 
 @lru_cache(maxsize=32)

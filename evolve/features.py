@@ -11,38 +11,25 @@ import ast
 import math
 import re
 
+from evolve import edits
+
 COMPLEXITY = "complexity"
 DIVERSITY = "diversity"
 BUILTIN_DIMS = (COMPLEXITY, DIVERSITY)
 
-_START = "EVOLVE-BLOCK-START"
-_END = "EVOLVE-BLOCK-END"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def _is_marker(line: str, marker: str) -> bool:
-    # Markers live in comments; a marker word in ordinary code (e.g. a string) does not open a region.
-    hash_at = line.find("#")
-    return hash_at >= 0 and marker in line[hash_at:]
-
-
 def evolve_regions(source: str) -> list[tuple[int, int]]:
-    """1-based inclusive line ranges strictly between EVOLVE-BLOCK markers; [] when there are none.
-
-    An unterminated START runs to the end of the file; a stray END is ignored.
-    """
-    regions: list[tuple[int, int]] = []
-    start: int | None = None
-    lines = source.splitlines()
-    for number, line in enumerate(lines, start=1):
-        if start is None and _is_marker(line, _START):
-            start = number + 1
-        elif start is not None and _is_marker(line, _END):
-            regions.append((start, number - 1))
-            start = None
-    if start is not None:
-        regions.append((start, len(lines)))
-    return regions
+    """1-based inclusive line ranges of the EVOLVE-BLOCK regions; [] when the file marks none (or marks
+    them badly: features must never fail, so such a file is measured whole)."""
+    try:
+        spans = edits.evolve_regions(source)
+    except edits.EditError:
+        return []
+    if spans == [(0, len(source.splitlines()))]:  # no markers: the whole file
+        return []
+    return [(a + 1, b) for a, b in spans if b > a]
 
 
 def _in_regions(line: int, regions: list[tuple[int, int]]) -> bool:

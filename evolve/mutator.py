@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from evolve.crossover import _collect_crossover, _donor_index, _Index
-from evolve.edits import EditError, check_regions, evolve_regions
+from evolve.regions import Region as _Region, parse_regions
+from evolve.edits import EditError, check_regions
 
 Site = tuple[int, Callable[[np.random.Generator], str]]  # (region index, apply -> description)
 
@@ -49,35 +50,11 @@ class MutationError(Exception):
     """No valid child could be produced from this parent."""
 
 
-@dataclass(frozen=True)
-class _Region:
-    start: int   # 0-based file line of the region's first line
-    end: int     # end-exclusive
-    indent: str  # common indentation removed before parsing, restored after unparsing
-    text: str    # dedented region text
-
-
-# ---------------------------------------------------------------- regions
-
 def _regions(source: str) -> tuple[list[str], list[tuple[_Region, ast.Module]]]:
-    """The file's lines and its regions that parse on their own; others are left untouched."""
     try:
-        spans = evolve_regions(source)
+        return parse_regions(source)
     except EditError as e:
         raise MutationError(e.message) from None
-    lines = source.splitlines(keepends=True)
-    regions = []
-    for start, end in spans:
-        raw = "".join(lines[start:end])
-        text = textwrap.dedent(raw)
-        first = next((line for line in raw.splitlines() if line.strip()), "")
-        indent = first[: len(first) - len(first.lstrip())] if text.strip() else ""
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            continue
-        regions.append((_Region(start, end, indent, text), tree))
-    return lines, regions
 
 
 def _splice(lines: list[str], regions: list[_Region], new_text: dict[int, str]) -> str:

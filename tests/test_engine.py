@@ -1,6 +1,5 @@
 """The loop end to end on the toy problem, through the real local sandbox and a SQLite store."""
 import asyncio
-import dataclasses
 import os
 import signal
 import socket
