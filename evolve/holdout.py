@@ -79,10 +79,10 @@ def _programs_with_split(store: Store, run_id: str, split: str) -> set[int]:
 def summary_rows(store: Store, run_id: str, top_k: int) -> list[ScoreRow]:
     rows: list[ScoreRow] = []
     for p in finalists(store, run_id, top_k):
-        label = "initial" if p.kind == "initial" else f"best (iteration {p.iteration})"
+        label = "initial" if p.kind == "initial" else f"best (it {p.iteration})"
         rows.append(_row(store, label, p))
     for p in store.programs(run_id, kind="baseline"):
-        rows.append(_row(store, f"baseline {p.name}", p))
+        rows.append(_row(store, p.name, p))
     return rows
 
 

@@ -12,24 +12,30 @@ from evolve.store import Store
 
 
 def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+ARROW = {"max": "↑", "min": "↓"}
 
 
 def score_table(rows: list[ScoreRow], score: str, metrics: dict[str, str]) -> Table:
-    t = Table(title="Initial, best and baselines (means over workloads)")
-    t.add_column("program")
-    t.add_column("id", justify="right")
-    for split in ("train", "held-out"):
-        t.add_column(f"{score} {split}", justify="right")
-    for m, d in metrics.items():
-        if m != score:
-            t.add_column(f"{m} ({d}) held-out", justify="right")
+    """Score on train and held-out, then the other objective metrics on held-out (arrow: better)."""
+    others = [m for m in metrics if m != score]
+    t = Table(title="Initial, best and baselines: means over workloads (other metrics: held-out)")
+    t.add_column("program", no_wrap=True)
+    t.add_column(f"{score} train", justify="right")
+    t.add_column(f"{score} held-out", justify="right")
+    for m in others:
+        t.add_column(f"{m} {ARROW[metrics[m]]}", justify="right")
     for r in rows:
+        label = f"{r.label} #{r.program_id}"
         if r.status != "ok":
-            t.add_row(r.label, str(r.program_id), f"failed: {r.reason}", "", *[""] * (len(metrics) - (score in metrics)))
+            t.add_row(label, f"failed: {r.reason}", "", *[""] * len(others))
             continue
-        t.add_row(r.label, str(r.program_id), _fmt(r.train.get(score)), _fmt(r.held_out.get(score)),
-                  *[_fmt(r.held_out.get(m)) for m in metrics if m != score])
+        t.add_row(label, _fmt(r.train.get(score)), _fmt(r.held_out.get(score)),
+                  *[_fmt(r.held_out.get(m)) for m in others])
     return t
 
 

@@ -88,7 +88,7 @@ def test_eval_failed_candidate_exit_code(tmp_path):
 def test_run_list_show_diff(tmp_path):
     r = adrs("run", str(TOY), "--iterations", "6", "--runs-dir", str(tmp_path), "--run-id", "t1")
     assert r.returncode == 0, r.stderr
-    assert "offline mutator" in r.stdout and "baseline exact" in r.stdout
+    assert "offline mutator" in r.stdout and "exact #" in r.stdout
     r = adrs("list", "--runs-dir", str(tmp_path))
     assert "t1" in r.stdout and "finished" in r.stdout
     s = json.loads(adrs("show", str(tmp_path / "t1"), "--json").stdout)
