@@ -12,17 +12,10 @@ from typing import List, Optional
 
 import typer
 
+from evolve.cli_app import make_console, app
 from evolve.errors import AdrsError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="adrs: evolve systems algorithms against trusted simulators.")
-
 LLM_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY")
-
-
-def _console():
-    from rich.console import Console
-    return Console(highlight=False)
 
 
 def _run_config(problem: str, config: Optional[Path], flags: dict):
@@ -49,7 +42,7 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
         proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox))
     from evolve import session
-    console = _console()
+    console = make_console()
     if not any(os.environ.get(k) for k in LLM_KEY_VARS):
         console.print("No LLM key configured: proposing with the offline mutator.")
     else:
@@ -75,7 +68,7 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
     h = session.open_run(run, db or "", run_id or "")
     if iterations is not None:
         h.cfg = dataclasses.replace(h.cfg, iterations=iterations)
-    console = _console()
+    console = make_console()
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
     sb = session.make_sandbox(h.cfg)
     try:
@@ -132,7 +125,7 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
                           "artifacts": out.artifacts}, indent=2))
     else:
         from evolve.views import workload_table
-        console = _console()
+        console = make_console()
         if out.ok:
             console.print(workload_table(out.results, f"{file} on {spec.name} ({split})"))
             console.print(f"{spec.objective.score}: {out.mean(split, spec.objective.score):.6g}")
@@ -145,81 +138,8 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
         raise typer.Exit(1)
 
 
-@app.command()
-def problems() -> None:
-    """List the bundled problems."""
-    from evolve import problem as pm
-    for d in pm.bundled_problems():
-        spec = pm.load(d, check_evaluator=False)
-        print(f"{spec.name:16s} {spec.description}")
-
-
-@app.command("list")
-def list_(runs_dir: Path = typer.Option(Path("runs"), help="folder of run folders"),
-          db: Optional[str] = typer.Option(None, help="list the runs inside this SQLAlchemy URL")) -> None:
-    """List runs."""
-    from rich.table import Table
-    from evolve.store import Store, sqlite_url
-    from evolve.views import run_summary
-    stores = [Store(db)] if db else [Store(sqlite_url(p)) for p in sorted(runs_dir.glob("*/lineage.db"))]
-    t = Table()
-    for c in ("run", "problem", "seed", "iterations", "best", "failures", "status"):
-        t.add_column(c)
-    for st in stores:
-        for r in st.runs():
-            s = run_summary(st, r.id)
-            best = "-" if s["best"] is None else f"{s['best']['score']:.4g}"
-            t.add_row(r.id, r.problem, str(r.seed), str(s["iterations"]), best,
-                      str(sum(s["failures"].values())), s["status"])
-        st.close()
-    _console().print(t if t.row_count else f"no runs in {db or runs_dir}")
-
-
-def _open(run: str, db: Optional[str]):
-    from evolve import session
-    p = Path(run)
-    if not db and not p.exists() and (Path("runs") / run).exists():
-        p = Path("runs") / run
-    return session.open_run(str(p), db or "", p.name if db else "")
-
-
-@app.command()
-def show(run: str = typer.Argument(..., help="run folder or run id"),
-         program: Optional[int] = typer.Argument(None, help="program id"),
-         as_json: bool = typer.Option(False, "--json"),
-         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
-    """Show a run's summary, or one program: code, metrics, parent, how it was made."""
-    from evolve import views
-    h = _open(run, db)
-    if program is not None:
-        if as_json:
-            print(json.dumps(views.program_json(h.store, h.run_id, program), indent=2))
-        else:
-            views.print_program(_console(), h.store, h.run_id, program)
-        return
-    summary = views.run_summary(h.store, h.run_id)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return
-    console = _console()
-    for k in ("run", "problem", "seed", "sandbox", "status", "iterations", "attempts", "programs_ok",
-              "failures", "best", "isolation"):
-        console.print(f"[bold]{k}[/]: {summary[k]}")
-    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
-                        h.cfg.final_top_k)
-
-
-@app.command()
-def diff(run: str = typer.Argument(...), a: int = typer.Argument(..., help="program id"),
-         b: int = typer.Argument(..., help="program id"),
-         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
-    """Show the diff between two programs of a run."""
-    from rich.syntax import Syntax
-    from evolve.edits import unified_diff
-    h = _open(run, db)
-    pa, pb = h.store.program(h.run_id, a), h.store.program(h.run_id, b)
-    text = unified_diff(pa.source, pb.source)
-    _console().print(Syntax(text, "diff") if text else "(identical)")
+# Commands live in modules by concept; each registers itself on `app` when imported here.
+from evolve import cli_inspect  # noqa: E402,F401  problems, list, show, diff
 
 
 def main(argv: List[str] | None = None) -> None:
