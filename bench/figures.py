@@ -5,13 +5,14 @@
 - loop overhead per iteration at 1,000 and 10,000 programs, and lineage DB size per 1,000 programs
 - local sandbox overhead per candidate and empty round trip
 - EPLB scoring time per window (excluding the candidate) and baseline/initial scores
+- `adrs report` time on a synthetic 2,000-program run
 """
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["loop_overhead.py", "sandbox_overhead.py", "eplb_scoring.py"]
+SCRIPTS = ["loop_overhead.py", "sandbox_overhead.py", "eplb_scoring.py", "report_speed.py"]
 
 if __name__ == "__main__":
     for script in SCRIPTS:

@@ -36,17 +36,20 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         runs_dir: Optional[str] = typer.Option(None, help="where run folders go (default runs/)"),
         run_id: Optional[str] = typer.Option(None, help="name of the run (default <problem>-<time>-s<seed>)"),
         config: Optional[Path] = typer.Option(None, help="TOML file of run settings"),
-        sandbox: Optional[str] = typer.Option(None, help="sandbox backend: local")) -> None:
+        sandbox: Optional[str] = typer.Option(None, help="sandbox backend: local or docker"),
+        model: Optional[List[str]] = typer.Option(None, "--model", help="litellm model string, optionally "
+                                                  "MODEL:WEIGHT; repeat for an ensemble"),
+        api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, Ollama, ...)"),
+        max_cost: Optional[float] = typer.Option(None, help="stop proposing at this many dollars")) -> None:
     """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
     cfg = _run_config(problem, config, dict(
         iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
-        proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox))
+        proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
+        models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost))
     from evolve import session
     console = make_console()
-    if not any(os.environ.get(k) for k in LLM_KEY_VARS):
-        console.print("No LLM key configured: proposing with the offline mutator.")
-    else:
-        console.print("LLM proposers are not wired in yet: proposing with the offline mutator.")
+    from evolve.cli_llm import announce_proposer
+    announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
     sb = session.make_sandbox(cfg)
     try:
         h = session.create(cfg, sb)
@@ -70,7 +73,7 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
         h.cfg = dataclasses.replace(h.cfg, iterations=iterations)
     console = make_console()
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
-    sb = session.make_sandbox(h.cfg)
+    sb = session.make_sandbox(h.cfg, h.spec)
     try:
         _execute(h, sb, console, resumed=True)
     finally:
@@ -79,13 +82,19 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
 
 def _execute(h, sb, console, resumed: bool) -> None:
     from evolve import session, views
+    from evolve.cli_llm import make_proposer, print_llm_usage
     try:
-        session.execute(h, sb, None, console, resumed=resumed)
+        session.execute(h, sb, make_proposer(h), console, resumed=resumed)
     except KeyboardInterrupt:
         console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
         raise typer.Exit(130)
     views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
                         h.cfg.final_top_k)
+    print_llm_usage(console, h.store, h.run_id)
+    infra = h.store.failure_counts(h.run_id).get("infrastructure", 0)
+    if infra:  # the sandbox failed, not the programs: say so plainly
+        console.print(f"[yellow]{infra} evaluation(s) failed because the sandbox itself failed (reason "
+                      f"'infrastructure', each retried once); see `adrs show {h.run_dir}`[/]")
     console.print(f"lineage: {h.store.url}")
 
 
@@ -93,6 +102,7 @@ def _execute(h, sb, console, resumed: bool) -> None:
 def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"),
           file: Path = typer.Argument(..., help="program file to score"),
           split: str = typer.Option("train", help="train or held-out"),
+          sandbox: str = typer.Option("local", help="sandbox backend: local or docker"),
           as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Score one program file exactly as the loop would, and print per-workload metrics."""
     from evolve import problem as pm
@@ -110,8 +120,10 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
     if spec.entry.function not in names:
         raise AdrsError(f"{file}: does not define the entry point {spec.entry.function}()")
     from evolve.session import make_sandbox
-    from evolve.config import RunConfig
-    sb = make_sandbox(RunConfig())
+    from evolve.config import RunConfig, SANDBOXES
+    if sandbox not in SANDBOXES:
+        raise AdrsError(f"--sandbox must be one of {', '.join(SANDBOXES)}, not '{sandbox}'")
+    sb = make_sandbox(RunConfig(sandbox=sandbox, eval_slots=1), spec)
     try:
         out = ProgramEvaluator(spec, sb).evaluate(source, [(split, spec.workload_ids(split))])
     finally:
@@ -140,6 +152,9 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
 
 # Commands live in modules by concept; each registers itself on `app` when imported here.
 from evolve import cli_inspect  # noqa: E402,F401  problems, list, show, diff
+from evolve import cli_sandbox  # noqa: E402,F401  sandbox build, sandbox status
+from evolve import cli_llm  # noqa: E402,F401  replay, doctor
+from evolve import cli_report  # noqa: E402,F401  report, compare
 
 
 def main(argv: List[str] | None = None) -> None:

@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SANDBOXES = ("local",)
+SANDBOXES = ("local", "docker")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,19 @@ class RunConfig:
     run_id: str = ""
     final_top_k: int = 1              # best programs scored on held-out at the end
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    # LLM proposer (evolve/llm_proposer.py); no models: the offline mutator proposes
+    models: tuple[str, ...] = ()      # litellm model strings, each optionally "model:weight"
+    api_base: str = ""                # an OpenAI-compatible server (vLLM, Ollama, llama.cpp)
+    max_cost: float = 0.0             # dollars; stop proposing at this spend (0: no budget)
+    ensemble: str = "ucb"             # ucb | thompson (ignored when a model has an explicit weight)
+    diff_ratio: float = 0.7           # prompt modes: SEARCH/REPLACE diff, full rewrite, crossover
+    rewrite_ratio: float = 0.2
+    crossover_ratio: float = 0.1
+    llm_timeout_s: float = 180.0      # one HTTP request
+    llm_attempts: int = 5             # HTTP attempts per proposal (429/5xx/timeouts are retried)
+    llm_backoff_s: float = 2.0        # first retry delay; doubles per consecutive failure, capped, jittered
+    llm_max_tokens: int = 16384
+    temperature: float = 0.8
 
     @property
     def lag(self) -> int:
@@ -104,12 +117,38 @@ def validate(cfg: RunConfig, where: str) -> None:
     need(cfg.eval_slots >= 1, "eval_slots", "must be >= 1")
     need(cfg.final_top_k >= 1, "final_top_k", "must be >= 1")
     need(cfg.sandbox in SANDBOXES, "sandbox", f"must be one of {', '.join(SANDBOXES)}")
+    _validate_llm(cfg, need)
     a = cfg.archive
     need(a.num_islands >= 1, "archive.num_islands", "must be >= 1")
     need(a.feature_bins >= 1, "archive.feature_bins", "must be >= 1")
     need(0 <= a.exploration_ratio and 0 <= a.exploitation_ratio
          and a.exploration_ratio + a.exploitation_ratio <= 1, "archive",
          "exploration_ratio and exploitation_ratio must be >= 0 and sum to <= 1")
+
+
+ENSEMBLES = ("ucb", "thompson")
+
+
+def _validate_llm(cfg: RunConfig, need) -> None:
+    from evolve.ensemble import parse_model_spec
+    for m in cfg.models:
+        try:
+            parse_model_spec(m)
+        except ValueError as e:
+            need(False, "models", str(e))
+    need(len({parse_model_spec(m)[0] for m in cfg.models}) == len(cfg.models), "models", "a model is listed twice")
+    need(cfg.max_cost >= 0, "max_cost", "must be >= 0")
+    need(cfg.ensemble in ENSEMBLES, "ensemble", f"must be one of {', '.join(ENSEMBLES)}")
+    ratios = (cfg.diff_ratio, cfg.rewrite_ratio, cfg.crossover_ratio)
+    need(min(ratios) >= 0 and sum(ratios) > 0, "diff_ratio", "diff/rewrite/crossover ratios must be >= 0, "
+         "not all 0")
+    need(cfg.llm_timeout_s > 0, "llm_timeout_s", "must be > 0")
+    need(cfg.llm_attempts >= 1, "llm_attempts", "must be >= 1")
+    need(cfg.llm_backoff_s >= 0, "llm_backoff_s", "must be >= 0")
+    need(cfg.llm_max_tokens >= 1, "llm_max_tokens", "must be >= 1")
+    need(0 <= cfg.temperature <= 2, "temperature", "must be in [0, 2]")
+    need(not cfg.api_base or cfg.api_base.startswith(("http://", "https://")), "api_base",
+         "must be an http:// or https:// URL")
 
 
 def load_file(path: Path, base: RunConfig | None = None) -> RunConfig:

@@ -67,6 +67,7 @@ class Controller:
         self._prop_sem = asyncio.Semaphore(cfg.proposals_in_flight)
         self._deadline = time.monotonic() + cfg.max_wall_time_s if cfg.max_wall_time_s else None
         self.stopped_by = ""
+        self.stop_hooks: list[Callable[[], str]] = []   # each returns why to stop launching, or ""
 
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> LoopStats:
@@ -96,6 +97,11 @@ class Controller:
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self.stopped_by = "max_wall_time"
             return
+        for hook in self.stop_hooks:  # e.g. the LLM proposer's cost budget; work in flight drains
+            why = hook()
+            if why:
+                self.stopped_by = why
+                return
         sel = self._pending.pop(i)
         tasks[i] = asyncio.ensure_future(self._iteration(i, sel))
 
@@ -127,11 +133,13 @@ class Controller:
         attempt = NewAttempt(iteration=i, island=island, parent_id=parent.id,
                              proposer=self.proposer.name, stage="propose", status="failed")
         srcs = self.store.sources([parent.id] + [p.id for p in sel.inspirations])
+        feedback = getattr(self.proposer, "wants_feedback", False)  # prompts do; the mutator does not
         ctx = ProposalContext(
-            iteration=i, island=island,
-            parent=ProgramView(parent.id, srcs[parent.id], parent.score),
-            inspirations=tuple(ProgramView(p.id, srcs[p.id], p.score) for p in sel.inspirations),
-            rng=rng(self.cfg.seed, i, "propose"))
+            iteration=i, island=island, parent=self._view(parent, srcs[parent.id], feedback),
+            inspirations=tuple(self._view(p, srcs[p.id]) for p in sel.inspirations),
+            rng=rng(self.cfg.seed, i, "propose"), lag=self.cfg.lag,
+            failures=tuple(self.store.recent_failures(self.run_id, parent.id, i - self.cfg.lag))
+            if feedback else ())
         try:
             async with self._prop_sem:
                 proposal = await self.proposer.propose(ctx)
@@ -144,7 +152,7 @@ class Controller:
         try:
             child = apply_edit(ctx.parent.source, proposal.edit)
         except EditError as e:
-            return self._failed(attempt, "edit", e.reason, e.message, proposal.raw, t0)
+            return self._failed(attempt, "edit", e.reason, e.message, proposal.raw, t0, proposal.llm_calls)
         async with self._eval_sem:
             out = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self.evaluate, child, self._stages())
@@ -153,6 +161,18 @@ class Controller:
         attempt.reason, attempt.message = out.reason, out.message
         attempt.program, attempt.duration_s = program, time.perf_counter() - t0
         return attempt
+
+    def _view(self, p: ProgramRecord, source: str, feedback: bool = False) -> ProgramView:
+        """What a proposer sees of a program; with feedback also its train metrics and artifacts."""
+        if not feedback:
+            return ProgramView(p.id, source, p.score)
+        per_wl: dict[str, dict[str, float]] = {}
+        for m in self.store.metrics(p.id, "train"):
+            per_wl.setdefault(m.workload, {})[m.metric] = m.value
+        names = sorted({k for d in per_wl.values() for k in d})
+        means = {k: sum(d[k] for d in per_wl.values() if k in d) / sum(k in d for d in per_wl.values())
+                 for k in names}
+        return ProgramView(p.id, source, p.score, means, per_wl, self.store.artifacts(p.id))
 
     def _stages(self) -> list[tuple[str, tuple[str, ...]]]:
         w = self.spec.workloads

@@ -66,6 +66,18 @@ class ProgramEvaluator:
         return ev
 
     def evaluate(self, source: str, stages: list[tuple[str, tuple[str, ...]]]) -> EvalOutcome:
+        """Score a program; an infrastructure failure (the sandbox, not the program, failed) is retried
+        once in a fresh sandbox, and the outcome says so."""
+        out = self._evaluate_once(source, stages)
+        if out.reason == "infrastructure":
+            first = out.message
+            out = self._evaluate_once(source, stages)
+            if out.reason == "infrastructure":
+                out.message = f"{out.message} (also on the retry)"
+            out.artifacts["retried"] = f"infrastructure failure, retried once: {first}"
+        return out
+
+    def _evaluate_once(self, source: str, stages: list[tuple[str, tuple[str, ...]]]) -> EvalOutcome:
         """Run the stages in order in one fresh sandbox; stop at the first failure.
         A workload already scored in an earlier stage is not run again (quick is usually a train workload)."""
         t0 = time.perf_counter()

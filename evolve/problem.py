@@ -62,6 +62,7 @@ class ProblemSpec:
     limits: Limits
     baselines: dict[str, str] = field(default_factory=dict)  # name -> path relative to directory
     prompt: str = "README.md"
+    sandbox_packages: tuple[str, ...] = ()  # [sandbox] packages: extra pip requirements for the Docker image
 
     @property
     def path(self) -> Path:
@@ -163,7 +164,7 @@ class _Ctx:
 
 def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     c.only(raw, {"name", "description", "prompt", "entry", "evaluator", "workloads", "objective", "limits",
-                 "baselines"}, "")
+                 "baselines", "sandbox"}, "")
     entry_t = c.table(raw, "entry")
     c.only(entry_t, {"file", "function", "signature"}, "entry")
     ev_t = c.table(raw, "evaluator")
@@ -196,6 +197,9 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     if overlap:
         raise c.fail("workloads", f"held-out workloads also in train: {', '.join(overlap)}")
     quick = c.str_list(wl_t, "quick", "workloads", required=False) or train[:1]
+    sandbox_t = c.table(raw, "sandbox", required=False)
+    c.only(sandbox_t, {"packages"}, "sandbox")
+    packages = c.str_list(sandbox_t, "packages", "sandbox", required=False)
     return ProblemSpec(
         name=c.get(raw, "name", str, ""),
         description=c.get(raw, "description", str, ""),
@@ -210,6 +214,7 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         objective=Objective(score=c.get(obj_t, "score", str, "objective"), metrics=dict(metrics)),
         limits=limits,
         baselines=dict(base_t),
+        sandbox_packages=packages,
     )
 
 

@@ -22,7 +22,9 @@ class ProgramView:
     id: int
     source: str
     score: float | None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)          # train means, for prompts
+    workload_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # workload -> metric -> value
+    artifacts: dict[str, str] = field(default_factory=dict)          # stderr, traceback, ... (capped)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class ProposalContext:
     parent: ProgramView
     inspirations: tuple[ProgramView, ...]
     rng: np.random.Generator
+    lag: int = 1                                  # outcomes of iterations <= iteration - lag are committed
+    failures: tuple[tuple[str, str], ...] = ()    # recent failed attempts on this parent: (reason, message)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,16 @@ def versions() -> dict[str, str]:
             "sqlalchemy": sqlalchemy.__version__}
 
 
-def make_sandbox(cfg: RunConfig):
+def make_sandbox(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None):
+    if cfg.sandbox == "docker":
+        from sandbox.docker import DockerSandbox, SandboxUnavailable
+        spec = spec or problem_mod.load(cfg.problem, check_evaluator=False)
+        hint = "adrs sandbox build" + (f" --problem {spec.directory}" if spec.sandbox_packages else "")
+        try:  # pool: one container per evaluation slot in use, one more starting for each
+            return DockerSandbox(packages=spec.sandbox_packages, limits=spec.limits,
+                                 pool_size=2 * cfg.eval_slots, image_hint=hint)
+        except SandboxUnavailable as e:
+            raise AdrsError(f"--sandbox docker: {e}") from None
     from sandbox.local import LocalSandbox
     return LocalSandbox()
 
@@ -77,6 +86,15 @@ def create(cfg: RunConfig, sandbox) -> RunHandle:
 
 def open_run(target: str, db: str = "", run_id: str = "") -> RunHandle:
     """A run folder (runs/<id>), or a run id inside a database given with --db."""
+    store, rid, run_dir = locate(target, db, run_id)
+    run = store.run(rid)
+    cfg = RunConfig.from_json(run.config)
+    spec = problem_mod.load(run.problem_dir)
+    return RunHandle(rid, run_dir, store, cfg, spec)
+
+
+def locate(target: str, db: str = "", run_id: str = "") -> tuple[Store, str, Path]:
+    """The store, run id and run folder of a run, without loading its problem (which may live elsewhere)."""
     path = Path(target)
     if db:
         store, rid, run_dir = Store(db), run_id or path.name, path
@@ -89,16 +107,16 @@ def open_run(target: str, db: str = "", run_id: str = "") -> RunHandle:
         if not runs:
             raise AdrsError(f"{dbfile}: holds no run")
         rid, run_dir = run_id or runs[-1].id, dbfile.parent
-    run = store.run(rid)
-    cfg = RunConfig.from_json(run.config)
-    spec = problem_mod.load(run.problem_dir)
-    return RunHandle(rid, run_dir, store, cfg, spec)
+    store.run(rid)  # a clear error if the id is not there
+    return store, rid, run_dir
 
 
 def execute(h: RunHandle, sandbox, proposer: Proposer | None, console: Console, resumed: bool) -> LoopStats:
     """Run (or continue) the loop and the final held-out scoring. Ctrl-C: record and re-raise."""
     pe = ProgramEvaluator(h.spec, sandbox)
     ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), pe.evaluate)
+    if hasattr(proposer, "stop_reason"):  # e.g. the LLM proposer's cost budget
+        ctl.stop_hooks.append(proposer.stop_reason)
     if resumed:
         h.store.add_event(h.run_id, "resumed", f"from iteration {h.store.last_iteration(h.run_id)}")
     try:

@@ -317,6 +317,16 @@ class Store:
             v = s.scalar(select(func.max(Attempt.iteration)).where(Attempt.run_id == run_id))
         return -1 if v is None else int(v)
 
+    def recent_failures(self, run_id: str, parent_id: int, upto_iteration: int, limit: int = 3
+                        ) -> list[tuple[str, str]]:
+        """(reason, message) of the latest failed attempts on a parent, up to an iteration, newest first."""
+        q = (select(Attempt.reason, Attempt.message)
+             .where(Attempt.run_id == run_id, Attempt.parent_id == parent_id, Attempt.status == "failed",
+                    Attempt.iteration <= upto_iteration)
+             .order_by(Attempt.iteration.desc()).limit(limit))
+        with Session(self.engine) as s:
+            return [(r, m) for r, m in s.execute(q).all()]
+
     def failure_counts(self, run_id: str) -> dict[str, int]:
         with Session(self.engine) as s:
             rows = s.execute(select(Attempt.reason, func.count()).where(Attempt.run_id == run_id,

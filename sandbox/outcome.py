@@ -56,6 +56,8 @@ def from_answer(answer: Any, function: str) -> CandidateError:
     where = f"in {function}(): " if function else ""
     if kind == "exception" and answer.get("errno") == errno.EFBIG:
         return CandidateError("output_limit", f"{where}a write went past the output/file size cap", tb)
+    if kind == "exception" and answer.get("errno") == errno.ENOSPC:
+        return CandidateError("output_limit", f"{where}filled its writable space (no space left on device)", tb)
     if kind == "exception" and exc_type == "MemoryError":
         return CandidateError("memory_limit", f"{where}MemoryError (address-space limit)", tb)
     if kind == "exception" and (exc_type == "BlockingIOError" or answer.get("errno") == errno.EAGAIN

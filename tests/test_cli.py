@@ -25,8 +25,8 @@ def test_unknown_flag():
 
 def test_unknown_config_key(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text("iterations = 2\nmax_cost = 5\n")
-    one_line_error(adrs("run", str(TOY), "--config", str(f)), "c.toml: max_cost: unknown key")
+    f.write_text("iterations = 2\nmax_kost = 5\n")
+    one_line_error(adrs("run", str(TOY), "--config", str(f)), "c.toml: max_kost: unknown key")
 
 
 def test_problem_toml_unknown_key(toy_copy):

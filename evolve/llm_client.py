@@ -1,0 +1,175 @@
+"""One chat completion through litellm, with our own retry loop so every HTTP attempt is recorded.
+
+Faults never raise out of here: timeouts, 429s, 5xx and connection errors are retried with exponential
+backoff and jitter; the backoff is shared per model, so when a provider is down for minutes all proposals
+to it wait longer and longer (up to BACKOFF_CAP_S) instead of burning iterations. Errors that a retry
+cannot fix (bad key, unknown model, context too long) end at once. Each attempt becomes a CallRecord, a
+row of the llm_calls table; its `error` is "<kind>: <one line>" with kind from ERROR_KINDS.
+
+Keys come only from the provider environment variables, read by litellm itself; nothing here logs,
+stores or forwards them. Costs come from litellm's bundled price table (no network).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+ERROR_KINDS = ("timeout", "rate_limited", "server_error", "connection_error", "truncated", "auth_error",
+               "bad_request", "context_window", "not_found", "error")
+RETRYABLE = frozenset({"timeout", "rate_limited", "server_error", "connection_error"})
+BACKOFF_CAP_S = 60.0
+
+
+@dataclass
+class CallRecord:
+    model: str
+    messages: str                  # JSON text of the request's messages
+    response: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None  # None: litellm knows no price for this model
+    latency_s: float = 0.0
+    error: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.error.split(":", 1)[0] if self.error else ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    api_base: str = ""
+    timeout_s: float = 180.0
+    attempts: int = 5
+    backoff_s: float = 2.0
+    max_tokens: int = 16384
+    temperature: float = 0.8
+
+
+def import_litellm():
+    """litellm, configured to fetch nothing and print nothing. Imported lazily: it takes seconds."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    for k in [k for k, v in os.environ.items() if k.endswith("_API_KEY") and not v.strip()]:
+        del os.environ[k]  # an empty key is no key (litellm would send it, and its checks pass it)
+    import litellm
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def classify(exc: BaseException) -> str:
+    """An exception from litellm/openai (or asyncio) -> one of ERROR_KINDS."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    litellm = import_litellm()
+    # litellm reports a refused or dropped connection to an OpenAI-compatible server as a 500
+    text = str(exc).lower()
+    if "connection error" in text or "connection refused" in text:
+        return "connection_error"
+    if "missing credentials" in text or "api_key client option must be set" in text:
+        return "auth_error"
+    ordered = (("Timeout", "timeout"), ("RateLimitError", "rate_limited"),
+               ("ContextWindowExceededError", "context_window"), ("AuthenticationError", "auth_error"),
+               ("PermissionDeniedError", "auth_error"), ("NotFoundError", "not_found"),
+               ("BadRequestError", "bad_request"), ("InternalServerError", "server_error"),
+               ("ServiceUnavailableError", "server_error"), ("BadGatewayError", "server_error"),
+               ("APIConnectionError", "connection_error"))
+    for name, kind in ordered:
+        cls = getattr(litellm, name, None)
+        if cls is not None and isinstance(exc, cls):
+            return kind
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return "rate_limited" if status == 429 else "server_error" if status >= 500 else "bad_request"
+    return "error"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+class LlmClient:
+    def __init__(self, settings: ClientSettings) -> None:
+        self.s = settings
+        import_litellm()  # seconds of imports: pay them before the loop, not in the first proposals
+        self.spent_usd = 0.0                        # known dollars of every call made by this client
+        self._not_before: dict[str, float] = {}     # model -> monotonic time before which no call starts
+        self._streak: dict[str, int] = {}           # model -> consecutive retryable failures
+
+    async def complete(self, model: str, messages: list[dict], g: np.random.Generator) -> list[CallRecord]:
+        """Attempts until an answer, a final error, or the attempt budget; one record per attempt."""
+        records: list[CallRecord] = []
+        for _ in range(self.s.attempts):
+            wait = self._not_before.get(model, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            rec = await self._attempt(model, messages)
+            records.append(rec)
+            if rec.kind not in RETRYABLE:
+                self._streak[model], self._not_before[model] = 0, 0.0  # it answers again
+                break
+            self._back_off(model, g)
+        return records
+
+    def _back_off(self, model: str, g: np.random.Generator) -> None:
+        k = self._streak.get(model, 0)
+        self._streak[model] = k + 1
+        delay = min(BACKOFF_CAP_S, self.s.backoff_s * 2 ** k) * float(g.uniform(0.5, 1.5))
+        self._not_before[model] = max(self._not_before.get(model, 0.0), time.monotonic() + delay)
+
+    async def _attempt(self, model: str, messages: list[dict]) -> CallRecord:
+        litellm = import_litellm()
+        rec = CallRecord(model=model, messages=json.dumps(messages, ensure_ascii=False))
+        kwargs = dict(model=model, messages=messages, timeout=self.s.timeout_s, max_retries=0, num_retries=0,
+                      max_tokens=self.s.max_tokens, temperature=self.s.temperature)
+        if self.s.api_base:
+            kwargs["api_base"] = self.s.api_base
+            if model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                kwargs["api_key"] = "none"  # local servers ignore the key, the openai client wants one
+        t0 = time.perf_counter()
+        try:
+            # our own guard too: a hung connection must not outlive the timeout by much
+            resp = await asyncio.wait_for(litellm.acompletion(**kwargs), self.s.timeout_s + 5)
+        except Exception as e:
+            rec.latency_s = time.perf_counter() - t0
+            rec.error = f"{classify(e)}: {_one_line(e)}"
+            return rec
+        rec.latency_s = time.perf_counter() - t0
+        self._fill(rec, resp, litellm)
+        return rec
+
+    def _fill(self, rec: CallRecord, resp, litellm) -> None:
+        choice = resp.choices[0]
+        rec.response = choice.message.content or ""
+        usage = getattr(resp, "usage", None)
+        rec.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        rec.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            rec.cost_usd = float(litellm.completion_cost(completion_response=resp))
+        except Exception:  # no price known for this model: count tokens, cost unknown
+            rec.cost_usd = None
+        if rec.cost_usd is not None:
+            self.spent_usd += rec.cost_usd
+        if choice.finish_reason == "length":
+            rec.error = f"truncated: the answer hit max_tokens ({rec.completion_tokens} tokens)"
+
+
+def missing_keys(model: str, api_base: str = "") -> list[str]:
+    """Environment variables the provider of `model` needs and that are not set (names only, never values).
+    A model served through api_base (a local server) needs none."""
+    if api_base:
+        return []
+    try:
+        info = import_litellm().validate_environment(model)
+    except Exception:  # a provider litellm cannot check: let the first call tell
+        return []
+    return list(info.get("missing_keys") or [])

@@ -1,0 +1,265 @@
+"""Everything a report shows, read from the lineage store in one pass (one query per table, plain rows).
+
+The report must work from the store alone, on another machine: the problem folder is consulted only for the
+metric directions, and the score metric is inferred from the stored scores when the folder is gone.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from evolve.store import Artifact, Attempt, Evaluation, LlmCall, Program, Store
+
+HELD_OUT = "held-out"
+
+
+@dataclass
+class ProgramInfo:
+    id: int
+    iteration: int | None
+    kind: str
+    name: str
+    parent_id: int | None
+    island: int
+    generation: int
+    status: str
+    reason: str
+    score: float | None
+    origin: str
+    source: str
+    diff: str
+    created_at: float
+
+    @property
+    def label(self) -> str:
+        if self.kind == "baseline":
+            return f"baseline {self.name}"
+        return "initial" if self.kind == "initial" else f"#{self.id}"
+
+
+@dataclass
+class AttemptInfo:
+    id: int
+    iteration: int
+    island: int
+    parent_id: int | None
+    proposer: str
+    stage: str
+    status: str
+    reason: str
+    message: str
+    proposal: str
+    program_id: int | None
+    duration_s: float
+    created_at: float
+
+
+@dataclass
+class MetricInfo:
+    workload: str
+    split: str
+    metric: str
+    value: float
+    samples: list[float] | None
+
+
+@dataclass
+class LlmInfo:
+    id: int
+    attempt_id: int | None
+    program_id: int | None
+    model: str
+    messages: list[dict]
+    response: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+    error: str
+    created_at: float
+
+
+@dataclass
+class RunData:
+    run: dict
+    events: list[dict]
+    programs: dict[int, ProgramInfo]                 # by id, in id order
+    attempts: list[AttemptInfo]                      # by iteration
+    metrics: dict[int, list[MetricInfo]]             # by program id
+    artifacts: dict[int, list[tuple[str, str]]]      # by program id
+    attempt_artifacts: dict[int, list[tuple[str, str]]]  # by attempt id (failed attempts without a program)
+    llm_calls: list[LlmInfo]
+    score_metric: str = "score"
+    directions: dict[str, str] = field(default_factory=dict)   # metric -> max/min
+
+    # -- derived views ----------------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.run["id"]
+
+    def lineage(self) -> list[ProgramInfo]:
+        """The initial program and every child (not baselines), by id."""
+        return [p for p in self.programs.values() if p.kind != "baseline"]
+
+    def baselines(self) -> list[ProgramInfo]:
+        return [p for p in self.programs.values() if p.kind == "baseline"]
+
+    def initial(self) -> ProgramInfo | None:
+        return next((p for p in self.programs.values() if p.kind == "initial"), None)
+
+    def best(self) -> ProgramInfo | None:
+        """Highest train score, earliest program on ties (as the final scoring picks it)."""
+        ok = [p for p in self.lineage() if p.status == "ok" and p.score is not None]
+        return min(ok, key=lambda p: (-p.score, p.id), default=None)
+
+    def path_to(self, pid: int | None) -> list[int]:
+        """Program ids from the root down to pid."""
+        out: list[int] = []
+        while pid is not None and pid in self.programs and pid not in out:
+            out.append(pid)
+            pid = self.programs[pid].parent_id
+        return out[::-1]
+
+    def children(self) -> dict[int, list[int]]:
+        kids: dict[int, list[int]] = defaultdict(list)
+        for p in self.lineage():
+            if p.parent_id is not None:
+                kids[p.parent_id].append(p.id)
+        return kids
+
+    def attempt_of_program(self) -> dict[int, AttemptInfo]:
+        return {a.program_id: a for a in self.attempts if a.program_id is not None}
+
+    def calls_by_attempt(self) -> dict[int, list[LlmInfo]]:
+        out: dict[int, list[LlmInfo]] = defaultdict(list)
+        for c in self.llm_calls:
+            if c.attempt_id is not None:
+                out[c.attempt_id].append(c)
+        return out
+
+    def split_values(self, pid: int, split: str, metric: str | None = None) -> dict[str, float]:
+        """workload -> value of one metric (default: the score) on one split."""
+        m = metric or self.score_metric
+        return {r.workload: r.value for r in self.metrics.get(pid, []) if r.split == split and r.metric == m}
+
+    def metric_names(self) -> list[str]:
+        names = {r.metric for rows in self.metrics.values() for r in rows}
+        return sorted(names, key=lambda n: (n != self.score_metric, n))
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(c.cost_usd or 0.0 for c in self.llm_calls)
+
+
+def gather(store: Store, run_id: str) -> RunData:
+    run = store.run(run_id)
+    with Session(store.engine) as s:
+        progs = _programs(s, run_id)
+        data = RunData(
+            run={"id": run.id, "problem": run.problem, "problem_dir": run.problem_dir, "seed": run.seed,
+                 "config": json.loads(run.config), "sandbox": run.sandbox,
+                 "isolation": json.loads(run.isolation), "versions": json.loads(run.versions),
+                 "created_at": run.created_at},
+            events=[{"kind": e.kind, "detail": e.detail, "at": e.at} for e in store.events(run_id)],
+            programs=progs, attempts=_attempts(s, run_id), metrics=_metrics(s, run_id),
+            artifacts={}, attempt_artifacts={}, llm_calls=_llm_calls(s, run_id))
+        data.artifacts, data.attempt_artifacts = _artifacts(s, run_id)
+    data.score_metric, data.directions = _objective(data)
+    return data
+
+
+def _programs(s: Session, run_id: str) -> dict[int, ProgramInfo]:
+    P = Program
+    q = (select(P.id, P.iteration, P.kind, P.name, P.parent_id, P.island, P.generation, P.status, P.reason,
+                P.score, P.origin, P.source, P.diff, P.created_at)
+         .where(P.run_id == run_id).order_by(P.id))
+    return {r[0]: ProgramInfo(*r) for r in s.execute(q)}
+
+
+def _attempts(s: Session, run_id: str) -> list[AttemptInfo]:
+    A = Attempt
+    q = (select(A.id, A.iteration, A.island, A.parent_id, A.proposer, A.stage, A.status, A.reason, A.message,
+                A.proposal, A.program_id, A.duration_s, A.created_at)
+         .where(A.run_id == run_id).order_by(A.iteration))
+    return [AttemptInfo(*r) for r in s.execute(q)]
+
+
+def _metrics(s: Session, run_id: str) -> dict[int, list[MetricInfo]]:
+    E = Evaluation
+    q = (select(E.program_id, E.workload, E.split, E.metric, E.value, E.samples)
+         .join(Program, Program.id == E.program_id).where(Program.run_id == run_id).order_by(E.id))
+    out: dict[int, list[MetricInfo]] = defaultdict(list)
+    for pid, wl, split, metric, value, samples in s.execute(q):
+        out[pid].append(MetricInfo(wl, split, metric, value, json.loads(samples) if samples else None))
+    return dict(out)
+
+
+def _artifacts(s: Session, run_id: str) -> tuple[dict, dict]:
+    in_programs = select(Program.id).where(Program.run_id == run_id)
+    in_attempts = select(Attempt.id).where(Attempt.run_id == run_id)
+    q = (select(Artifact.program_id, Artifact.attempt_id, Artifact.name, Artifact.content)
+         .where(or_(Artifact.program_id.in_(in_programs), Artifact.attempt_id.in_(in_attempts)))
+         .order_by(Artifact.id))
+    by_prog: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    by_att: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for pid, aid, name, content in s.execute(q):
+        if pid is not None:
+            if (name, content) not in by_prog[pid]:  # an attempt's and its program's copy of the same text
+                by_prog[pid].append((name, content))
+        elif aid is not None:
+            by_att[aid].append((name, content))
+    return dict(by_prog), dict(by_att)
+
+
+def _llm_calls(s: Session, run_id: str) -> list[LlmInfo]:
+    L = LlmCall
+    q = (select(L.id, L.attempt_id, L.program_id, L.model, L.messages, L.response, L.prompt_tokens,
+                L.completion_tokens, L.cost_usd, L.latency_s, L.error, L.created_at)
+         .where(L.run_id == run_id).order_by(L.id))
+    out = []
+    for r in s.execute(q):
+        out.append(LlmInfo(r[0], r[1], r[2], r[3], _messages(r[4]), r[5] or "", r[6] or 0, r[7] or 0, r[8],
+                           r[9] or 0.0, r[10] or "", r[11]))
+    return out
+
+
+def _messages(text: str) -> list[dict]:
+    """Chat messages as [{role, content}]; anything else is shown as one message."""
+    try:
+        v = json.loads(text)
+    except (TypeError, ValueError):
+        return [{"role": "prompt", "content": str(text)}]
+    if isinstance(v, list):
+        return [{"role": str(m.get("role", "")), "content": _content(m.get("content", ""))}
+                if isinstance(m, dict) else {"role": "", "content": str(m)} for m in v]
+    return [{"role": "prompt", "content": _content(v)}]
+
+
+def _content(c) -> str:
+    if isinstance(c, str):
+        return c
+    if isinstance(c, list):  # content parts: [{"type": "text", "text": ...}]
+        return "\n".join(p.get("text", json.dumps(p)) if isinstance(p, dict) else str(p) for p in c)
+    return json.dumps(c, indent=2)
+
+
+def _objective(data: RunData) -> tuple[str, dict[str, str]]:
+    """The score metric and metric directions: from the problem when it can be loaded, else inferred."""
+    from evolve import problem as pm
+    from evolve.errors import AdrsError
+    try:
+        spec = pm.load(data.run["problem_dir"], check_evaluator=False)
+        return spec.objective.score, dict(spec.objective.metrics)
+    except (AdrsError, OSError):
+        pass
+    init = data.initial()
+    rows = data.metrics.get(init.id, []) if init else []
+    for name in sorted({r.metric for r in rows}):
+        vals = [r.value for r in rows if r.split == "train" and r.metric == name]
+        if vals and init.score is not None and abs(sum(vals) / len(vals) - init.score) < 1e-9:
+            return name, {name: "max"}
+    return "score", {"score": "max"}
