@@ -51,11 +51,14 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
     from evolve.cli_llm import announce_proposer
     announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
     sb = session.make_sandbox(cfg)
+    h = None
     try:
         h = session.create(cfg, sb)
         console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
                       f"store {h.store.url}")
         _execute(h, sb, console, resumed=False)
+    except KeyboardInterrupt:
+        _interrupted(console, h)
     finally:
         sb.close()
 
@@ -76,18 +79,28 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
     sb = session.make_sandbox(h.cfg, h.spec)
     try:
         _execute(h, sb, console, resumed=True)
+    except KeyboardInterrupt:
+        _interrupted(console, h)
     finally:
         sb.close()
+
+
+def _interrupted(console, h) -> None:
+    """Ctrl-C at any point of run/resume: say what is kept and how to go on; exit 130."""
+    if h is None:
+        console.print("interrupted before the run started; nothing was recorded")
+    else:
+        events = h.store.events(h.run_id)
+        if not events or events[-1].kind != "interrupted":  # session.execute records it when inside the loop
+            h.store.add_event(h.run_id, "interrupted", f"at iteration {h.store.last_iteration(h.run_id)}")
+        console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
+    raise typer.Exit(130)
 
 
 def _execute(h, sb, console, resumed: bool) -> None:
     from evolve import session, views
     from evolve.cli_llm import make_proposer, print_llm_usage
-    try:
-        session.execute(h, sb, make_proposer(h), console, resumed=resumed)
-    except KeyboardInterrupt:
-        console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
-        raise typer.Exit(130)
+    session.execute(h, sb, make_proposer(h), console, resumed=resumed)
     views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
                         h.cfg.final_top_k)
     print_llm_usage(console, h.store, h.run_id)

@@ -43,7 +43,7 @@ def from_exit(info: ExitInfo, limits: Limits, output_size: int) -> CandidateErro
     return CandidateError("crash", f"exited with code {code} without answering")
 
 
-def output_exceeded(limits: Limits, output_size: int) -> CandidateError:
+def output_exceeded(limits: Limits) -> CandidateError:
     return CandidateError("output_limit", f"wrote more than {limits.output_bytes} bytes of output")
 
 

@@ -328,7 +328,9 @@ def test_ctrl_c_and_kill_9_leave_nothing_behind(client, tmp_path):
         deadline = time.monotonic() + 120
         while not _labelled(client, mine) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(2.0)  # candidates in flight
+        db = tmp_path / sig.name / "lineage.db"
+        while time.monotonic() < deadline and not _attempts(db):
+            time.sleep(0.2)  # the run has started iterating: candidates are in flight
         assert _labelled(client, mine), "the run should have sandbox containers"
         os.killpg(proc.pid, sig)
         out, err = proc.communicate(timeout=60)
@@ -351,6 +353,17 @@ def test_ctrl_c_and_kill_9_leave_nothing_behind(client, tmp_path):
         assert glob.glob(left)  # the killed run could not remove its folder ...
         remove_orphan_folders()
         assert not glob.glob(left)  # ... the next sandbox does
+
+
+def _attempts(db: Path) -> int:
+    try:
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("select count(*) from attempts").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _labelled(client, label: str) -> list:
