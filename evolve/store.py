@@ -308,6 +308,11 @@ class Store:
             rows = s.scalars(select(Artifact).where(Artifact.program_id == program_id).order_by(Artifact.id))
             return {a.name: a.content for a in rows}
 
+    def llm_calls(self, program_id: int) -> list[LlmCall]:
+        """The LLM calls that produced a program, in the order they were made."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.scalars(select(LlmCall).where(LlmCall.program_id == program_id).order_by(LlmCall.id)))
+
     def attempts(self, run_id: str) -> list[Attempt]:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.scalars(select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.iteration)))

@@ -88,6 +88,10 @@ def print_program(console: Console, store: Store, run_id: str, pid: int) -> None
     for m in store.metrics(p.id):
         t.add_row(m.split, m.workload, m.metric, _fmt(m.value))
     console.print(t)
+    for c in store.llm_calls(p.id):
+        cost = "cost unknown" if c.cost_usd is None else f"${c.cost_usd:.4f}"
+        console.print(f"LLM call {c.id}: {c.model}, {c.prompt_tokens}+{c.completion_tokens} tokens, {cost}, "
+                      f"{c.latency_s:.1f} s{', error: ' + c.error if c.error else ''}", markup=False)
     for name, text in store.artifacts(p.id).items():
         console.rule(name)
         console.print(text, markup=False, highlight=False)
@@ -98,4 +102,8 @@ def program_json(store: Store, run_id: str, pid: int) -> dict:
     return {"id": p.id, "kind": p.kind, "name": p.name, "iteration": p.iteration, "parent": p.parent_id,
             "island": p.island, "generation": p.generation, "status": p.status, "reason": p.reason,
             "score": p.score, "origin": p.origin, "source": p.source, "diff": p.diff,
-            "metrics": [m.__dict__ for m in store.metrics(p.id)], "artifacts": store.artifacts(p.id)}
+            "metrics": [m.__dict__ for m in store.metrics(p.id)], "artifacts": store.artifacts(p.id),
+            "llm_calls": [{"model": c.model, "prompt_tokens": c.prompt_tokens,
+                           "completion_tokens": c.completion_tokens, "cost_usd": c.cost_usd,
+                           "latency_s": c.latency_s, "error": c.error, "response": c.response}
+                          for c in store.llm_calls(p.id)]}

@@ -237,6 +237,11 @@ def test_cli_run_records_faults_and_costs_and_replay_is_exact(tmp_path):
         assert best > init
         # the key is never stored or printed
         assert secret.encode() not in db.read_bytes() and secret not in r.stdout + r.stderr
+        # `adrs show` of the best child lists the call that made it
+        best_id = _db_rows(db, "select id from programs where kind='child' order by score desc, id limit 1")[0][0]
+        shown = json.loads(adrs("show", str(tmp_path / "llm"), str(best_id), "--json").stdout)
+        assert shown["llm_calls"] and shown["llm_calls"][-1]["model"] in (KNOWN, UNKNOWN)
+        assert shown["llm_calls"][-1]["completion_tokens"] > 0
 
         before = len(srv.requests)
         rp = adrs("replay", str(tmp_path / "llm"), "--check", env={"OPENAI_API_KEY": secret})
