@@ -374,9 +374,11 @@ def main(argv: list[str]) -> None:
     signal.set_wakeup_fd(zygote.wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     gc.freeze()  # keep the preloaded heap shared copy-on-write with every child
-    zygote.send({"op": "hello", "pid": zygote.pid, **facts})
     try:
+        zygote.send({"op": "hello", "pid": zygote.pid, **facts})
         zygote.loop()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the trusted side went away (Ctrl-C, exit) while we answered: clean up as on EOF
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # EOF and parent-death SIGTERM both come: finish once
         zygote.shutdown()
