@@ -26,14 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sandbox.base import Limits  # noqa: E402
 from sandbox.docker import DockerSandbox  # noqa: E402
 from sandbox.docker_pool import make_slot  # noqa: E402
+from sandbox_overhead import percentile, round_trips  # noqa: E402  (same figures, both backends)
 
 SOURCE = "def f(x):\n    return x + 1\n"
 LIMITS = Limits(call_timeout_s=30, candidate_timeout_s=60)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def ms(x: float) -> str:
@@ -83,18 +79,6 @@ def pooled(sb: DockerSandbox, n: int, slots: int, work_s: float) -> tuple[list[f
     return overheads, time.perf_counter() - t0
 
 
-def round_trips(sb: DockerSandbox, n: int) -> list[float]:
-    with sb.start(SOURCE, LIMITS) as cand:
-        for _ in range(200):
-            cand.ping()
-        out = []
-        for _ in range(n):
-            t0 = time.perf_counter_ns()
-            cand.ping()
-            out.append((time.perf_counter_ns() - t0) / 1e9)
-    return out
-
-
 def report(name: str, values: list[float]) -> None:
     print(f"{name}: mean {ms(statistics.mean(values))}, median {ms(statistics.median(values))}, "
           f"p90 {ms(percentile(values, 0.9))} (n={len(values)})")
@@ -118,7 +102,7 @@ def main() -> None:
         report("pool, back to back (no evaluation work): time per candidate in start+call+finish", over)
         print(f"pool, back to back: {args.candidates / wall:.1f} candidates/s, "
               f"{ms(wall / args.candidates)} wall per candidate")
-        pings = round_trips(sb, 5000)
+        pings = round_trips(sb, 5000, LIMITS)
         print(f"empty call round trip: median {statistics.median(pings) * 1e6:.1f} µs, "
               f"p90 {percentile(pings, 0.9) * 1e6:.1f} µs")
 
