@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from evolve.archive import Archive, ArchiveConfig, ProgramRecord
+from evolve.search.archive import Archive, ArchiveConfig, ArchiveMember
 from evolve.rng import rng
 
 
-def _program(pid: int, islands: int, seed: int) -> ProgramRecord:
+def _program(pid: int, islands: int, seed: int) -> ArchiveMember:
     g = rng(seed, pid, "bench.program")
     # Scores drift upward like an improving run; complexity is log-normal like real program sizes.
     features = {"complexity": float(g.lognormal(5.0, 0.8)), "diversity": float(g.beta(4.0, 4.0))}
-    return ProgramRecord(pid, pid % islands, float(g.normal(pid / 1000, 1.0)), features, 0, pid)
+    return ArchiveMember(pid, pid % islands, float(g.normal(pid / 1000, 1.0)), features, 0, pid)
 
 
 def measure(population: int, ops: int, seed: int = 0) -> dict[str, float]:

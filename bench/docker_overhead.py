@@ -9,7 +9,7 @@
   container, loading the source, the runner's hello; closing it, collecting output), amortised over all;
 - pool, back to back: the same with no evaluation work at all, the worst case: the pool is drained and
   containers are made as fast as the engine can; reports candidates per second;
-- the empty call round trip through the container's socket.
+- the bare round trip (ping) through the container's socket, and the empty-call baseline.
 Needs a reachable Docker engine and `adrs sandbox build`.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sandbox.docker_pool import make_slot  # noqa: E402
 from sandbox_overhead import percentile, round_trips  # noqa: E402  (same figures, both backends)
 
 SOURCE = "def f(x):\n    return x + 1\n"
-LIMITS = Limits(call_timeout_s=30, candidate_timeout_s=60)
+LIMITS = Limits(call_timeout_s=30, workload_timeout_s=60)
 
 
 def ms(x: float) -> str:
@@ -102,9 +102,9 @@ def main() -> None:
         report("pool, back to back (no evaluation work): time per candidate in start+call+finish", over)
         print(f"pool, back to back: {args.candidates / wall:.1f} candidates/s, "
               f"{ms(wall / args.candidates)} wall per candidate")
-        pings = round_trips(sb, 5000, LIMITS)
-        print(f"empty call round trip: median {statistics.median(pings) * 1e6:.1f} µs, "
-              f"p90 {percentile(pings, 0.9) * 1e6:.1f} µs")
+        pings, baseline = round_trips(sb, 5000, LIMITS)
+        print(f"bare round trip (ping): median {statistics.median(pings) * 1e6:.1f} µs, "
+              f"p90 {percentile(pings, 0.9) * 1e6:.1f} µs; empty-call baseline {baseline * 1e6:.1f} µs")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evolve.evaluation import ProgramEvaluator  # noqa: E402
-from evolve.session import open_run  # noqa: E402
+from evolve.run.scoring import ProgramScorer  # noqa: E402
+from evolve.run.session import open_run  # noqa: E402
 from sandbox.local import LocalSandbox  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     last = max(p.iteration for p in progs)
     checkpoints = sorted(set(range(0, last + 1, a.every)) | {last})
     sb = LocalSandbox()
-    pe = ProgramEvaluator(h.spec, sb)
+    scorer = ProgramScorer(h.spec, sb)
     score = h.spec.objective.score
     cache: dict[int, float] = {}
     print(f"{'iteration':>9} {'best id':>7} {'train':>8} {'held-out':>8}")
@@ -37,7 +37,7 @@ def main() -> None:
         for k in checkpoints:
             best = max((p for p in progs if p.iteration <= k), key=lambda p: (p.score, -p.id))
             if best.id not in cache:
-                out = pe.evaluate(best.source, [("held-out", h.spec.workloads.held_out)])
+                out = scorer.score(best.source, [("held-out", h.spec.workloads.held_out)])
                 cache[best.id] = out.mean("held-out", score) if out.ok else float("nan")
             print(f"{k:>9} {best.id:>7} {best.score:8.4f} {cache[best.id]:8.4f}")
     finally:

@@ -23,9 +23,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from evolve import problem  # noqa: E402
 from evolve.config import RunConfig  # noqa: E402
-from evolve.controller import Controller  # noqa: E402
-from evolve.evaluation import ProgramEvaluator  # noqa: E402
-from evolve.llm_proposer import LlmProposer  # noqa: E402
+from evolve.run.controller import Controller  # noqa: E402
+from evolve.run.scoring import ProgramScorer  # noqa: E402
+from evolve.llm.proposer import LlmProposer  # noqa: E402
 from evolve.store import Run, Store, sqlite_url  # noqa: E402
 from sandbox.local import LocalSandbox  # noqa: E402
 from tests.llm_server import ScriptedServer, toy_diff  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
                              config=cfg.to_json(), sandbox="local", isolation="{}", versions="{}",
                              created_at=time.time()))
         proposer = LlmProposer(cfg, spec, store, "bench")
-        ctl = Controller(spec, cfg, store, "bench", proposer, ProgramEvaluator(spec, sb).evaluate,
+        ctl = Controller(spec, cfg, store, "bench", proposer, ProgramScorer(spec, sb).score,
                          on_commit=lambda i, s: commits.setdefault(i, time.perf_counter()))
         t_start = time.perf_counter()
         asyncio.run(ctl.run())

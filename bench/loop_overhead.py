@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evaluators.base import WorkloadResult  # noqa: E402
 from evolve import problem  # noqa: E402
 from evolve.config import RunConfig  # noqa: E402
-from evolve.controller import Controller  # noqa: E402
-from evolve.edits import FullRewrite  # noqa: E402
-from evolve.evaluation import EvalOutcome  # noqa: E402
-from evolve.proposer import Proposal  # noqa: E402
+from evolve.run.controller import Controller  # noqa: E402
+from evolve.search.edits import FullRewrite  # noqa: E402
+from evolve.run.scoring import Scorecard  # noqa: E402
+from evolve.search.proposer import Proposal, Proposer  # noqa: E402
 from evolve.store import Run, Store, sqlite_url  # noqa: E402
 
 
-class InstantProposer:
+class InstantProposer(Proposer):
     """Appends a counter comment-free statement inside the EVOLVE-BLOCK so every child is new."""
     name = "instant"
 
@@ -41,7 +41,7 @@ class InstantProposer:
 def trivial_evaluate(spec, metrics: list[str]):
     def evaluate(source: str, stages):
         h = (len(source) * 2654435761) % 1000 / 1000.0
-        out = EvalOutcome(status="ok", stage=stages[-1][0])
+        out = Scorecard(status="ok", stage=stages[-1][0])
         for split, ids in stages:
             out.results[split] = [WorkloadResult(w, {m: h for m in metrics}) for w in ids]
         return out

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from evolve import problem  # noqa: E402
 from evolve.config import RunConfig  # noqa: E402
-from evolve.edits import unified_diff  # noqa: E402
+from evolve.search.edits import unified_diff  # noqa: E402
 from evolve.store import MetricRow, NewAttempt, NewProgram, Run, Store, sqlite_url  # noqa: E402
 
 METRICS = ["score", "balancedness", "layer_time_us", "time_efficiency", "runtime_ms"]
@@ -149,7 +149,7 @@ def main() -> None:
     print(f"built a {a.programs}-program run in {time.perf_counter() - t0:.1f} s; "
           f"lineage.db {(run_dir / 'lineage.db').stat().st_size / 1e6:.1f} MB")
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "evolve.cli", "report", str(run_dir)], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "evolve.cli.main", "report", str(run_dir)], cwd=ROOT,
                        capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:

@@ -1,4 +1,5 @@
-"""Sandbox overhead: per-candidate cost (start, one trivial call, exit) and the empty round trip.
+"""Sandbox overhead: per-candidate cost (start, one trivial call, exit), the bare round trip (ping) and the
+empty-call baseline that timed calls subtract (an empty call through the whole call path).
 
     .venv/bin/python bench/sandbox_overhead.py [--candidates 200] [--pings 10000]
 """
@@ -34,9 +35,10 @@ def per_candidate(sb: LocalSandbox, n: int) -> list[float]:
     return out
 
 
-def round_trips(sb, n: int, limits: Limits = Limits()) -> list[float]:
-    """Seconds of each of `n` empty calls on one candidate of any backend, after a warm-up."""
-    with sb.start(SOURCE, limits) as cand:
+def round_trips(sb, n: int, limits: Limits = Limits()) -> tuple[list[float], float]:
+    """Seconds of each of `n` pings on one candidate of any backend, after a warm-up; and that candidate's
+    empty-call baseline."""
+    with sb.start(SOURCE, limits, ("f",)) as cand:
         for _ in range(200):  # warm up
             cand.ping()
         out = []
@@ -44,7 +46,7 @@ def round_trips(sb, n: int, limits: Limits = Limits()) -> list[float]:
             t0 = time.perf_counter_ns()
             cand.ping()
             out.append((time.perf_counter_ns() - t0) / 1e9)
-    return out
+        return out, cand.round_trip_s()
 
 
 def main() -> None:
@@ -58,12 +60,13 @@ def main() -> None:
             cand.call("f", 1)
         print(f"zygote start + first candidate: {(time.perf_counter() - t0) * 1e3:.1f} ms")
         cands = per_candidate(sb, args.candidates)
-        pings = round_trips(sb, args.pings)
+        pings, baseline = round_trips(sb, args.pings)
         iso = sb.isolation()
     print(f"per-candidate overhead (start + 1 call + exit), n={len(cands)}: "
           f"median {statistics.median(cands) * 1e3:.2f} ms, p90 {percentile(cands, 0.9) * 1e3:.2f} ms")
-    print(f"empty round trip (ping), n={len(pings)}: median {statistics.median(pings) * 1e6:.1f} us, "
+    print(f"bare round trip (ping), n={len(pings)}: median {statistics.median(pings) * 1e6:.1f} us, "
           f"p90 {percentile(pings, 0.9) * 1e6:.1f} us")
+    print(f"empty-call baseline (subtracted from timed calls): {baseline * 1e6:.1f} us")
     print(f"isolation: network={iso['network']}, user={iso['user']}, proc_environ={iso['proc_environ']}")
 
 

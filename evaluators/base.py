@@ -23,13 +23,23 @@ class ConfigError(Exception):
     """Evaluator parameters or a workload id are malformed; the message names what is wrong."""
 
 
+FEEDBACK_CHARS = 600  # cap on an evaluator's words about one workload (prompts stay bounded)
+DECISION_METRIC = "decision_s"  # recorded for every workload: seconds the policy spent deciding
+
+
 @dataclass
 class WorkloadResult:
-    """Metrics of one program on one workload. `samples` holds raw repeated measurements."""
+    """Metrics of one program on one workload. `samples` holds raw repeated measurements.
+
+    `feedback` is a short diagnosis in words written by the evaluator (the trusted side), e.g. "request 812
+    waited 41 s behind three long prompts". It is stored, shown on the program's report page and given to
+    the LLM when it edits this program; it is capped at FEEDBACK_CHARS. Never copy candidate output into it.
+    """
 
     workload: str
     metrics: dict[str, float]
     samples: dict[str, list[float]] = field(default_factory=dict)
+    feedback: str = ""
 
 
 class Evaluator(abc.ABC):
@@ -45,6 +55,10 @@ class Evaluator(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, candidate: Candidate, workload_id: str) -> WorkloadResult:
         """Drive the candidate on one workload. Raises InvalidOutput or sandbox.base.CandidateError.
+
+        `candidate` is freshly imported for this workload (nothing carries over from another workload) and
+        has every entry function of the problem spec. `candidate.decision_s` is the time its calls took so
+        far, for problems that score or cap decision cost; the engine records it as the `decision_s` metric.
         The result must contain the metric named by the problem's objective `score` (bounded, higher better)."""
 
 

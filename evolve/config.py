@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from evolve.archive import ArchiveConfig
+from evolve.search.archive import ArchiveConfig
 from evolve.errors import AdrsError
 
 if sys.version_info >= (3, 11):
@@ -130,7 +131,6 @@ ENSEMBLES = ("ucb", "thompson")
 
 
 def _validate_llm(cfg: RunConfig, need) -> None:
-    from evolve.ensemble import parse_model_spec
     for m in cfg.models:
         try:
             parse_model_spec(m)
@@ -159,3 +159,19 @@ def load_file(path: Path, base: RunConfig | None = None) -> RunConfig:
     except tomllib.TOMLDecodeError as e:
         raise AdrsError(f"{path}: not valid TOML: {e}") from None
     return build(raw, str(path), base)
+
+
+def parse_model_spec(spec: str) -> tuple[str, float | None]:
+    """'model' or 'model:weight' -> (model, weight or None). Model names may contain ':' (ollama tags)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a model must be a non-empty string, got {spec!r}")
+    name, sep, tail = spec.strip().rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return spec.strip(), None
+        if not name or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"'{spec}': the weight after ':' must be a positive number")
+        return name, weight
+    return spec.strip(), None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve.errors import AdrsError
+from evolve.terms import Split
 from sandbox.base import Limits
 
 if sys.version_info >= (3, 11):
@@ -20,14 +21,37 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "problems"
-SPLITS = ("train", "held-out")
+SPLITS = (Split.TRAIN.value, Split.HELD_OUT.value)  # the splits a user can ask for
+
+
+@dataclass(frozen=True)
+class EntryFunction:
+    """One function the evaluator may call: its name, signature and a one-line meaning (shown in prompts)."""
+
+    name: str
+    signature: str = ""
+    doc: str = ""
+
+    def describe(self) -> str:
+        sig = self.signature or f"{self.name}()"
+        return f"{sig}: {self.doc}" if self.doc else sig
 
 
 @dataclass(frozen=True)
 class Entry:
+    """The candidate file and every function the evaluator may call in it (checked before any workload)."""
+
     file: str
-    function: str
-    signature: str = ""
+    functions: tuple[EntryFunction, ...]
+
+    @property
+    def function(self) -> str:
+        """The first (for one-function problems, the only) entry function."""
+        return self.functions[0].name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.functions)
 
 
 @dataclass(frozen=True)
@@ -75,7 +99,7 @@ class ProblemSpec:
         return {name: (self.directory / rel).read_text() for name, rel in sorted(self.baselines.items())}
 
     def workload_ids(self, split: str) -> tuple[str, ...]:
-        return self.workloads.train if split == "train" else self.workloads.held_out
+        return self.workloads.train if split == Split.TRAIN else self.workloads.held_out
 
     def make_evaluator(self):
         from evaluators.base import load_problem_evaluator
@@ -166,7 +190,7 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     c.only(raw, {"name", "description", "prompt", "entry", "evaluator", "workloads", "objective", "limits",
                  "baselines", "sandbox"}, "")
     entry_t = c.table(raw, "entry")
-    c.only(entry_t, {"file", "function", "signature"}, "entry")
+    c.only(entry_t, {"file", "function", "signature", "doc", "functions"}, "entry")
     ev_t = c.table(raw, "evaluator")
     c.only(ev_t, {"module", "file", "params"}, "evaluator")
     if ("module" in ev_t) == ("file" in ev_t):
@@ -181,6 +205,9 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
             raise c.fail(f"objective.metrics.{m}", "direction must be \"max\" or \"min\"")
     lim_t = c.table(raw, "limits", required=False)
     lim_fields = {f.name: f for f in fields(Limits)}
+    if "candidate_timeout_s" in lim_t:  # renamed when each workload got its own fresh candidate
+        raise c.fail("limits.candidate_timeout_s", "renamed to workload_timeout_s: every workload now runs in a "
+                     "fresh candidate, and this is its wall-clock budget")
     c.only(lim_t, set(lim_fields), "limits")
     limits = Limits(**{k: c.get(lim_t, k, (int, float), "limits") for k in lim_t})
     for k in lim_t:
@@ -205,9 +232,7 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         description=c.get(raw, "description", str, ""),
         prompt=c.get(raw, "prompt", str, "", "README.md"),
         directory=directory,
-        entry=Entry(file=c.get(entry_t, "file", str, "entry", "initial.py"),
-                    function=c.get(entry_t, "function", str, "entry"),
-                    signature=c.get(entry_t, "signature", str, "entry", "")),
+        entry=Entry(file=c.get(entry_t, "file", str, "entry", "initial.py"), functions=_entry_functions(entry_t, c)),
         evaluator=EvaluatorRef(module=ev_t.get("module"), file=ev_t.get("file"),
                                params=c.get(ev_t, "params", dict, "evaluator", {})),
         workloads=Workloads(train=train, held_out=held_out, quick=quick),
@@ -216,6 +241,30 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         baselines=dict(base_t),
         sandbox_packages=packages,
     )
+
+
+def _entry_functions(entry_t: dict, c: _Ctx) -> tuple[EntryFunction, ...]:
+    """`function`/`signature`/`doc` for one function, or a list `functions` of {name, signature, doc}."""
+    if "functions" not in entry_t:
+        return (EntryFunction(c.get(entry_t, "function", str, "entry"), c.get(entry_t, "signature", str, "entry", ""),
+                              c.get(entry_t, "doc", str, "entry", "")),)
+    for k in ("function", "signature", "doc"):
+        if k in entry_t:
+            raise c.fail(f"entry.{k}", "give either function/signature/doc for one function or entry.functions, not both")
+    items = c.get(entry_t, "functions", list, "entry")
+    out: list[EntryFunction] = []
+    for i, item in enumerate(items):
+        where = f"entry.functions[{i}]"
+        if not isinstance(item, dict):
+            raise c.fail(where, "must be a table {name, signature, doc}")
+        c.only(item, {"name", "signature", "doc"}, where)
+        name = c.get(item, "name", str, where)
+        if not name.isidentifier() or name in {f.name for f in out}:
+            raise c.fail(f"{where}.name", f"'{name}' is not a Python identifier or is declared twice")
+        out.append(EntryFunction(name, c.get(item, "signature", str, where, ""), c.get(item, "doc", str, where, "")))
+    if not out:
+        raise c.fail("entry.functions", "declare at least one function")
+    return tuple(out)
 
 
 def defined_functions(source: str) -> set[str]:
@@ -235,8 +284,10 @@ def _check_files(spec: ProblemSpec) -> None:
             names = defined_functions(f.read_text())
         except SyntaxError as e:
             raise c.fail(key, f"{f} is not valid Python: {e.msg} (line {e.lineno})") from None
-        if spec.entry.function not in names:
-            raise c.fail(key, f"{f} does not define the entry point {spec.entry.function}()")
+        missing = [n for n in spec.entry.names if n not in names]
+        if missing:
+            raise c.fail(key, f"{f} does not define the entry point{'s' if len(missing) > 1 else ''} "
+                              f"{', '.join(n + '()' for n in missing)}")
 
 
 def _check_evaluator(spec: ProblemSpec) -> None:

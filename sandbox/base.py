@@ -6,23 +6,35 @@ code. A backend (local process, Docker container) decides how the candidate is i
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-# Why a candidate failed, as recorded in the lineage store. Closed set so reports can group by it.
-REASONS = (
-    "timeout",        # wall-clock limit hit; the whole process group / container was killed
-    "cpu_limit",      # RLIMIT_CPU hit
-    "memory_limit",   # address-space limit hit (MemoryError or killed)
-    "output_limit",   # stdout/stderr or a file grew past the cap
-    "process_limit",  # could not fork: process limit
-    "crash",          # died by a signal or exited without answering
-    "import_error",   # the candidate module failed to import or lacks the entry point
-    "exception",      # the candidate raised while serving a call
-    "protocol",       # spoke garbage on the pipe (too large frame, undecodable data)
-    "infrastructure", # the sandbox itself could not be started; not the candidate's fault
-)
+class Reason(str, enum.Enum):
+    """Why a candidate failed, as recorded in the lineage store: a closed set so reports can group by it.
+    A str enum: stored and compared as its plain value."""
+
+    TIMEOUT = "timeout"                # wall-clock limit hit; the whole process group / container was killed
+    CPU_LIMIT = "cpu_limit"            # RLIMIT_CPU hit
+    MEMORY_LIMIT = "memory_limit"      # address-space limit hit (MemoryError or killed)
+    OUTPUT_LIMIT = "output_limit"      # stdout/stderr or a file grew past the cap
+    PROCESS_LIMIT = "process_limit"    # could not fork: process limit
+    CRASH = "crash"                    # died by a signal or exited without answering
+    IMPORT_ERROR = "import_error"      # the candidate module failed to import or lacks an entry function
+    EXCEPTION = "exception"            # the candidate raised while serving a call
+    PROTOCOL = "protocol"              # spoke garbage on the pipe (too large frame, undecodable data)
+    INFRASTRUCTURE = "infrastructure"  # the sandbox itself failed (or refused the trusted side's state
+                                       # delta); not the candidate's fault
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+REASONS = tuple(r.value for r in Reason)
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class Limits:
     """Resource limits for one candidate, from the problem spec's [limits] table."""
 
     call_timeout_s: float = 10.0       # wall clock for one call
-    candidate_timeout_s: float = 120.0  # wall clock for the candidate's whole life
+    workload_timeout_s: float = 120.0  # wall clock for one candidate, which serves exactly one workload
     cpu_s: int = 120                    # RLIMIT_CPU
     memory_mb: int = 2048               # RLIMIT_AS (address space)
     max_processes: int = 32             # RLIMIT_NPROC
@@ -62,23 +74,46 @@ class Artifacts:
 class Candidate(Protocol):
     """A live candidate inside a sandbox. Every method may raise CandidateError."""
 
+    @property
+    def decision_s(self) -> float:
+        """Seconds the candidate spent deciding, summed over every `call` and `timed_call` so far: each
+        round trip measured on the trusted side minus the empty-call baseline, floored at 0. It includes
+        decoding the call's arguments inside the sandbox (the policy's input is part of its cost)."""
+
+    @property
+    def calls(self) -> int:
+        """How many calls (`call` and each repeat of `timed_call`) were answered so far."""
+
     def call(self, function: str, *args: Any) -> Any:
         """Call a top-level function of the candidate with plain data; return its (decoded) result."""
 
     def timed_call(self, function: str, *args: Any, repeats: int = 1) -> tuple[Any, list[float]]:
         """Call `repeats` times; return the last result and each call's seconds, measured on the trusted
-        side around the round trip, minus the median empty round trip (never below 0)."""
+        side around the round trip, minus the empty-call baseline (never below 0)."""
 
     def round_trip_s(self) -> float:
-        """Median seconds of an empty call (ping) through the pipe."""
+        """The empty-call baseline: median seconds of recent calls that travel the same path as a real
+        one (encode, send, decode, dispatch, encode the answer, send it back) but run no candidate code."""
 
 
 class Sandbox(Protocol):
     """A backend. `start` returns a context manager yielding a fresh Candidate for one program."""
 
-    def start(self, source: str, limits: Limits): ...  # -> ContextManager[Candidate]
+    def start(self, source: str, limits: Limits, entries: tuple[str, ...] = ()):
+        """A context manager yielding a freshly imported candidate. `entries` names the top-level functions
+        the evaluator may call; if the module lacks any, start raises CandidateError("import_error")
+        naming them."""
 
     def isolation(self) -> dict[str, str]:
         """What isolation is in effect (network, user, pid, env), recorded in the run's metadata."""
 
     def close(self) -> None: ...
+
+
+def check_entries(entries: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`entries` as a tuple of identifiers (they travel to the runner); a bad name is a trusted-side bug."""
+    out = tuple(entries)
+    bad = [e for e in out if not (isinstance(e, str) and e.isidentifier())]
+    if bad:
+        raise ValueError(f"entry function names must be identifiers, got {bad!r}")
+    return out

@@ -2,26 +2,41 @@
 
 Both backends (the local fork server and Docker) talk to the same runner over a socket with the frame
 protocol of sandbox/protocol.py, so the client side lives here once: a call waits for the answer, the call
-deadline, the candidate's whole-life deadline, or the candidate's death (a watched fd becomes readable),
+deadline, the candidate's per-workload deadline, or the candidate's death (a watched fd becomes readable),
 whichever comes first, and every failure becomes one CandidateError. A subclass supplies only what differs
 per backend: how output overflow is detected, how the candidate is killed and its death classified, and
 where its stdout/stderr are read from.
+
+Timing: every call is timed on the trusted side (two perf_counter_ns reads around the exchange). What is
+subtracted is the empty-call baseline: the median round trip of recent "empty" requests, which travel the
+whole path of a call (encode, frames both ways, decode, dispatch, flush, encode the answer) but run no
+candidate code. A machine's load changes the round trip by tens of µs within seconds, so the baseline is
+a rolling window: filled before the first call, refreshed by one empty request every BASELINE_EVERY calls
+(about 1.5% more exchanges) and before every repeat of a timed call, whose precision matters more.
 """
 from __future__ import annotations
 
 import abc
 import statistics
 import time
+from collections import deque
 from typing import Any, NoReturn
 
 from sandbox import outcome, protocol
 from sandbox.base import Artifacts, CandidateError, Limits
 
-PING_COUNT = 20
+BASELINE_WARMUP = 8     # first exchanges of a fresh process are slow (cold caches): not counted
+BASELINE_WINDOW = 31    # the most recent empty calls, whose median is the baseline
+BASELINE_EVERY = 64     # calls between two refreshes of the window
+# The baseline is measured through the candidate's own process, which could slow its empty calls to
+# shrink its measured time; honest baselines are tens of µs even on a loaded machine, this bounds the gain.
+BASELINE_CAP_NS = 250_000
 EXIT_WAIT_S = 5.0  # how long a candidate that stopped answering gets to be reported gone
 IMPORT = "import"  # the phase label of the runner's hello (the candidate module's import)
 PING = protocol.encode({"op": "ping"})
 OK = protocol.encode({"ok": True})
+EMPTY = protocol.encode({"op": "empty", "args": []})
+EMPTY_OK = protocol.encode({"ok": True, "result": None})
 
 
 class FramedCandidate(abc.ABC):
@@ -33,10 +48,14 @@ class FramedCandidate(abc.ABC):
         self._fd = fd
         self._watch = watch
         self._reader = protocol.FrameReader(fd, limits.max_frame_bytes)
-        self._life_deadline = time.monotonic() + limits.candidate_timeout_s
+        self._life_deadline = time.monotonic() + limits.workload_timeout_s
         self._failed: CandidateError | None = None
         self._final: Artifacts | None = None
-        self._rtt: float | None = None
+        self._window: deque[int] = deque(maxlen=BASELINE_WINDOW)  # recent empty round trips, ns
+        self._base_ns = 0  # their median (capped), valid once the window is filled
+        self._until_refresh = 0  # calls left before the next empty sample; <= 0: sample first
+        self._decision_ns = 0
+        self._calls = 0
 
     # ------------------------------------------------------------ what a backend supplies
 
@@ -58,7 +77,7 @@ class FramedCandidate(abc.ABC):
 
     def _timeout_message(self, label: str, life: bool) -> str:
         if life:
-            return f"exceeded its whole-life limit of {self.limits.candidate_timeout_s:g} s; killed"
+            return outcome.life_timeout_message(self.limits)
         return f"{label} exceeded the per-call limit of {self.limits.call_timeout_s:g} s; killed"
 
     # ------------------------------------------------------------ public API
@@ -68,34 +87,70 @@ class FramedCandidate(abc.ABC):
         """Capped stdout/stderr: final once the candidate ended, otherwise a snapshot."""
         return self._final if self._final is not None else self._live_artifacts()
 
+    @property
+    def decision_s(self) -> float:
+        """Seconds spent deciding over every call so far (round trip minus the baseline, floored at 0)."""
+        return self._decision_ns / 1e9
+
+    @property
+    def calls(self) -> int:
+        """Calls answered so far (each repeat of a timed call counts)."""
+        return self._calls
+
     def call(self, function: str, *args: Any) -> Any:
         payload = protocol.encode({"op": "call", "fn": function, "args": list(args)})
-        return self._result(self._exchange(payload, function), function)
+        if self._until_refresh <= 0:
+            self._refresh_baseline()
+        self._until_refresh -= 1
+        t0 = time.perf_counter_ns()
+        raw = self._exchange(payload, function)
+        spent = time.perf_counter_ns() - t0 - self._base_ns
+        self._calls += 1
+        if spent > 0:
+            self._decision_ns += spent
+        return self._result(raw, function)
 
     def timed_call(self, function: str, *args: Any, repeats: int = 1) -> tuple[Any, list[float]]:
-        rtt = self.round_trip_s()
         payload = protocol.encode({"op": "call", "fn": function, "args": list(args)})
         times, result = [], None
         for _ in range(max(1, repeats)):
+            self._refresh_baseline()  # an empty sample right before: the same load as the call
             t0 = time.perf_counter_ns()
             raw = self._exchange(payload, function)
-            elapsed = (time.perf_counter_ns() - t0) / 1e9
+            spent = max(0, time.perf_counter_ns() - t0 - self._base_ns)
+            self._calls += 1
+            self._decision_ns += spent
             result = self._result(raw, function)
-            times.append(max(0.0, elapsed - rtt))
+            times.append(spent / 1e9)
         return result, times
 
     def round_trip_s(self) -> float:
-        if self._rtt is None:
-            samples = []
-            for _ in range(PING_COUNT):
-                t0 = time.perf_counter_ns()
-                self.ping()
-                samples.append((time.perf_counter_ns() - t0) / 1e9)
-            self._rtt = statistics.median(samples)
-        return self._rtt
+        if not self._window:
+            self._refresh_baseline()
+        return self._base_ns / 1e9
+
+    def _refresh_baseline(self) -> None:
+        """Add one empty-call sample to the window (filling it first if empty) and take its median."""
+        if not self._window:
+            for _ in range(BASELINE_WARMUP):
+                self._empty_ns()
+            self._window.extend(self._empty_ns() for _ in range(BASELINE_WINDOW - 1))
+        self._window.append(self._empty_ns())
+        self._base_ns = min(int(statistics.median(self._window)), BASELINE_CAP_NS)
+        self._until_refresh = BASELINE_EVERY
+
+    def _empty_ns(self) -> int:
+        """Nanoseconds of one empty call (the path of a call, no candidate code)."""
+        t0 = time.perf_counter_ns()
+        raw = self._exchange(EMPTY, "", phase="an empty call (the timing baseline)")
+        elapsed = time.perf_counter_ns() - t0
+        if raw != EMPTY_OK:
+            self._result(raw, "")  # a failure answer raises; anything else is not an empty answer
+            self._die("protocol", "answered an empty call with something else")
+        return elapsed
 
     def ping(self) -> None:
-        """One empty round trip (for benchmarks)."""
+        """One bare transport round trip, answered without decoding (for benchmarks)."""
         raw = self._exchange(PING, "ping")
         if raw != OK:
             self._result(raw, "")
@@ -146,7 +201,8 @@ class FramedCandidate(abc.ABC):
         if answer["ok"]:
             return answer.get("result")
         err = outcome.from_answer(answer, function)
-        if err.reason in outcome.SURVIVABLE and function:
+        # a refused state delta leaves the candidate as it was: the evaluator may reset and resend
+        if function and (err.reason in outcome.SURVIVABLE or answer.get("kind") == "state"):
             raise self._attach(err)
         self._fail(err)
 

@@ -2,13 +2,15 @@
 
 It runs as an unprivileged user under docker-init, warms up (numpy, msgpack, the runner), connects to the
 trusted side's socket in the read-only /sandbox mount, and waits there: this is a pooled container. The
-first frame says which limits to apply; then the shared runner (sandbox/runner.py, the same one the local
-backend uses) imports /sandbox/candidate.py and serves calls on that socket.
+first frame says which limits to apply and which entry functions the candidate must define; then the
+shared runner (sandbox/runner.py, the same one the local backend uses) imports /sandbox/candidate.py and
+serves calls on that socket.
 
 Frames travel on the socket only: the candidate's stdout and stderr are the container's own streams,
 which the trusted side captures (capped) from Docker's attach stream, so nothing a candidate prints can
 corrupt a frame. When the trusted side closes the socket, an end marker (chosen by the trusted side) is
-written on both streams so it knows it has all the output. Only stdlib, numpy, msgpack and sandbox.protocol/runner are used here.
+written on both streams so it knows it has all the output. Only stdlib, numpy, msgpack and sandbox's
+protocol, state_mirror and runner are used here.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import sys
 SANDBOX_DIR = "/sandbox"
 SOCKET_PATH = SANDBOX_DIR + "/runner.sock"
 CANDIDATE_PATH = SANDBOX_DIR + "/candidate.py"
-CODE_DIR = "/opt/adrs"           # sandbox/protocol.py and sandbox/runner.py live here
+CODE_DIR = "/opt/adrs"           # sandbox/protocol.py, state_mirror.py and runner.py live here
 SITE_DIR = "/opt/adrs/site"      # a problem's extra Python packages, when it declares any
 EXIT_SETUP = 70
 PRELOAD = ("numpy", "msgpack", "math", "random", "heapq", "bisect", "collections", "itertools",
@@ -63,7 +65,7 @@ def main() -> int:
         except OSError:
             pass
         return EXIT_SETUP
-    code = runner.serve(fd, CANDIDATE_PATH, int(limits["max_frame_bytes"]))
+    code = runner.serve(fd, CANDIDATE_PATH, int(limits["max_frame_bytes"]), tuple(load.get("entries") or ()))
     _end_output(str(load.get("marker", "")).encode())
     return code
 

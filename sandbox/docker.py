@@ -1,7 +1,7 @@
 """DockerSandbox: every candidate in a fresh locked-down container, taken from a pool of pre-started ones.
 
     sandbox = DockerSandbox(limits=spec.limits)       # finds the image, pre-starts the pool
-    with sandbox.start(source, spec.limits) as cand:
+    with sandbox.start(source, spec.limits, entries=("schedule",)) as cand:
         cand.call("schedule", [1, 2, 3])
     sandbox.close()                                    # removes every container it made
 
@@ -28,10 +28,10 @@ from typing import Iterator
 from sandbox import docker_options as opts
 from sandbox import image as image_mod
 from sandbox.artifacts import DEFAULT_CAP
-from sandbox.base import CandidateError, Limits
+from sandbox.base import CandidateError, Limits, check_entries
 from sandbox.docker_handle import DockerCandidate
 from sandbox.docker_pool import Engine, OutputCapture, Pool, Slot, remove_folder
-from sandbox.local import PROBE_SOURCE
+from sandbox.probe import PROBE_ENTRIES, PROBE_SOURCE
 
 REQUEST_TIMEOUT_S = 60
 ROOT_PREFIX = "adrs-docker-"  # + <pid>-: our folder of slot folders, in the temp dir
@@ -104,11 +104,14 @@ class DockerSandbox:
             return pool
 
     @contextlib.contextmanager
-    def start(self, source: str, limits: Limits) -> Iterator[DockerCandidate]:
+    def start(self, source: str, limits: Limits, entries: tuple[str, ...] = ()) -> Iterator[DockerCandidate]:
+        """A candidate in a fresh container; `entries` are checked right after its import (import_error
+        if any is missing)."""
+        entries = check_entries(entries)
         slot = self._pool(limits).take()
         cand = DockerCandidate(slot, self.client, limits, self._release)
         try:
-            cand.load(source)
+            cand.load(source, entries)
             yield cand
         finally:
             cand.finish()
@@ -135,7 +138,7 @@ class DockerSandbox:
 
     def _probe_candidate(self) -> dict[str, str]:
         if self._probe is None:
-            with self.start(PROBE_SOURCE, Limits(call_timeout_s=10, candidate_timeout_s=20)) as cand:
+            with self.start(PROBE_SOURCE, Limits(call_timeout_s=10, workload_timeout_s=20), PROBE_ENTRIES) as cand:
                 seen = cand.call("probe", 1)
             self._probe = {"proc_environ": "/proc/1/environ (docker-init, the same minimal environment) "
                                            + seen["proc_environ"],

@@ -37,13 +37,14 @@ class DockerCandidate(FramedCandidate):
     def container_id(self) -> str:
         return self._slot.container_id
 
-    def load(self, source: str) -> None:
-        """Give the waiting container its candidate and wait for the runner's hello."""
+    def load(self, source: str, entries: tuple[str, ...] = ()) -> None:
+        """Give the waiting container its candidate (and the entry functions it must define) and wait for
+        the runner's hello."""
         path = os.path.join(self._slot.folder, "candidate.py")
         with open(path, "w") as f:
             f.write(source)
         os.chmod(path, 0o644)
-        self._hello(protocol.encode(opts.load_request(self.limits, self._marker)))
+        self._hello(protocol.encode(opts.load_request(self.limits, self._marker, entries)))
 
     # ------------------------------------------------------------ FramedCandidate's hooks
 

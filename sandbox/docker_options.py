@@ -54,10 +54,10 @@ def labels(owner: str, host: str, pid: int) -> dict[str, str]:
     return {LABEL: "1", OWNER_LABEL: owner, HOST_LABEL: host, PID_LABEL: str(pid)}
 
 
-def load_request(limits: Limits, marker: str) -> dict[str, Any]:
-    """The first frame a pooled container gets: the limits its runner applies to itself, and the marker
-    that ends its output."""
-    return {"op": "load", "marker": marker,
+def load_request(limits: Limits, marker: str, entries: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The first frame a pooled container gets: the limits its runner applies to itself, the entry
+    functions the candidate must define, and the marker that ends its output."""
+    return {"op": "load", "marker": marker, "entries": list(entries),
             "limits": {"cpu_s": int(limits.cpu_s), "memory_mb": int(limits.memory_mb),
                        "output_bytes": int(limits.output_bytes), "max_frame_bytes": int(limits.max_frame_bytes)}}
 

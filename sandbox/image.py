@@ -4,8 +4,8 @@ Two layers of caching:
   base   `adrs-sandbox-base:<recipe digest>`  a root filesystem with Python, numpy and msgpack, from
          `debootstrap --variant=minbase` against the host's own Debian mirror, or imported from a directory
          the user points at (--rootfs);
-  final  `adrs-sandbox:<content digest>`      the base plus the runner (sandbox/protocol.py, runner.py and
-         container_boot.py as /opt/adrs) and a problem's extra Python packages in /opt/adrs/site.
+  final  `adrs-sandbox:<content digest>`      the base plus the runner (sandbox/protocol.py, state_mirror.py,
+         runner.py and container_boot.py as /opt/adrs) and a problem's extra Python packages in /opt/adrs/site.
 The content digest covers the base's layers and every file added, so the tag names exactly what runs; it is
 recorded in each run's metadata. Images carry labels (runner digest, package digest) by which the sandbox
 finds the newest image matching the code it runs with: a changed runner means `adrs sandbox build` again.
@@ -40,7 +40,8 @@ SLIM_GLOBS = ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "usr/share/
               "usr/share/locale/*", "usr/share/info/*")
 HERE = Path(__file__).resolve().parent
 RUNNER_SOURCES = {"sandbox/__init__.py": None, "sandbox/protocol.py": HERE / "protocol.py",
-                  "sandbox/runner.py": HERE / "runner.py", "boot.py": HERE / "container_boot.py"}
+                  "sandbox/state_mirror.py": HERE / "state_mirror.py", "sandbox/runner.py": HERE / "runner.py",
+                  "boot.py": HERE / "container_boot.py"}
 
 Log = Callable[[str], None]
 

@@ -1,7 +1,7 @@
 """LocalSandbox: candidates as forked processes of a zygote, isolated with namespaces, uids and rlimits.
 
     sandbox = LocalSandbox()
-    with sandbox.start(source, Limits()) as cand:
+    with sandbox.start(source, Limits(), entries=("schedule",)) as cand:
         cand.call("schedule", [1, 2, 3])
     sandbox.close()
 
@@ -21,28 +21,12 @@ import weakref
 from typing import Any, Iterator
 
 from sandbox.artifacts import DEFAULT_CAP
-from sandbox.base import CandidateError, Limits
+from sandbox.base import CandidateError, Limits, check_entries
 from sandbox.handle import LocalCandidate, Process
+from sandbox.probe import PROBE_ENTRIES, PROBE_SOURCE
 from sandbox.uids import UID_BASE, SLOTS, UidLease, UidPool
 from sandbox.zygote import CANDIDATE_FILE
 from sandbox.zygote_client import ZygoteClient, ZygoteDied, scrubbed_env
-
-PROBE_SOURCE = """
-import os, socket
-def probe(trusted_pid):
-    try:
-        with open(f"/proc/{trusted_pid}/environ", "rb") as f:
-            f.read(1)
-        environ = "readable by candidates"
-    except OSError as e:
-        environ = f"not readable by candidates ({type(e).__name__})"
-    try:
-        nics = ",".join(sorted(name for _, name in socket.if_nameindex()))
-    except OSError:
-        nics = "?"
-    return {"proc_environ": environ, "interfaces": nics, "uid": str(os.getuid()),
-            "env_keys": ",".join(sorted(os.environ))}
-"""
 
 
 class LocalSandbox:
@@ -81,8 +65,10 @@ class LocalSandbox:
     # ------------------------------------------------------------ candidates
 
     @contextlib.contextmanager
-    def start(self, source: str, limits: Limits) -> Iterator[LocalCandidate]:
-        cand = self._launch(source, limits)
+    def start(self, source: str, limits: Limits, entries: tuple[str, ...] = ()) -> Iterator[LocalCandidate]:
+        """A fresh candidate process; `entries` are checked right after its import (import_error if any
+        is missing)."""
+        cand = self._launch(source, limits, check_entries(entries))
         try:
             yield cand
         finally:
@@ -90,15 +76,15 @@ class LocalSandbox:
                 self._live.discard(cand)
             cand.finish()
 
-    def _launch(self, source: str, limits: Limits) -> LocalCandidate:
+    def _launch(self, source: str, limits: Limits, entries: tuple[str, ...]) -> LocalCandidate:
         lease = self._uids.acquire() if self._uids is not None else None
         workdir = self._make_workdir(source, lease)
         try:
             try:
-                proc = self._spawn(self._client(), workdir, limits, lease)
+                proc = self._spawn(self._client(), workdir, limits, lease, entries)
             except ZygoteDied:  # not the candidate's fault: a fresh zygote, one more try
                 try:
-                    proc = self._spawn(self._client(restart=True), workdir, limits, lease)
+                    proc = self._spawn(self._client(restart=True), workdir, limits, lease, entries)
                 except ZygoteDied as e:
                     raise CandidateError("infrastructure", f"could not start the candidate: {e}") from None
         except BaseException:
@@ -126,12 +112,13 @@ class LocalSandbox:
             os.chown(workdir, lease.uid, lease.gid)
         return workdir
 
-    def _spawn(self, client: ZygoteClient, workdir: str, limits: Limits, lease: UidLease | None) -> Process:
+    def _spawn(self, client: ZygoteClient, workdir: str, limits: Limits, lease: UidLease | None,
+               entries: tuple[str, ...]) -> Process:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         notify_r, notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         spec: dict[str, Any] = {
             "workdir": workdir, "uid": lease.uid if lease else None, "gid": lease.gid if lease else None,
-            "life_s": limits.candidate_timeout_s,
+            "life_s": limits.workload_timeout_s, "entries": list(entries),
             "limits": {"cpu_s": int(limits.cpu_s), "memory_mb": int(limits.memory_mb),
                        "max_processes": int(limits.max_processes), "output_bytes": int(limits.output_bytes),
                        "max_frame_bytes": int(limits.max_frame_bytes)}}
@@ -180,7 +167,7 @@ class LocalSandbox:
 
     def _probe_candidate(self) -> dict[str, str]:
         if self._probe is None:
-            with self.start(PROBE_SOURCE, Limits(call_timeout_s=10, candidate_timeout_s=20)) as cand:
+            with self.start(PROBE_SOURCE, Limits(call_timeout_s=10, workload_timeout_s=20), PROBE_ENTRIES) as cand:
                 seen = cand.call("probe", os.getpid())
             self._probe = {"proc_environ": seen["proc_environ"], "candidate_uid": seen["uid"],
                            "candidate_interfaces": seen["interfaces"], "candidate_env_keys": seen["env_keys"]}

@@ -27,7 +27,7 @@ def from_exit(info: ExitInfo, limits: Limits, output_size: int) -> CandidateErro
     if info.zygote_died:
         return CandidateError("infrastructure", "the sandbox zygote died while the candidate ran")
     if info.killed == "deadline":
-        return CandidateError("timeout", f"exceeded its whole-life limit of {limits.candidate_timeout_s:g} s; killed")
+        return CandidateError("timeout", life_timeout_message(limits))
     if info.killed == "timeout":
         return CandidateError("timeout", f"exceeded the per-call limit of {limits.call_timeout_s:g} s; killed")
     if sig == signal.SIGXFSZ or output_size >= limits.output_bytes:
@@ -41,6 +41,10 @@ def from_exit(info: ExitInfo, limits: Limits, output_size: int) -> CandidateErro
     if sig is not None:
         return CandidateError("crash", f"died by {_signame(sig)} without answering")
     return CandidateError("crash", f"exited with code {code} without answering")
+
+
+def life_timeout_message(limits: Limits) -> str:
+    return f"exceeded the per-workload limit of {limits.workload_timeout_s:g} s; killed"
 
 
 def output_exceeded(limits: Limits) -> CandidateError:
@@ -69,4 +73,6 @@ def from_answer(answer: Any, function: str) -> CandidateError:
         return CandidateError("import_error", message, tb)
     if kind == "infrastructure":
         return CandidateError("infrastructure", message, tb)
+    if kind == "state":  # the trusted side sent a delta the mirror cannot apply: not the candidate's fault
+        return CandidateError("infrastructure", f"{where}the sandbox refused a state delta: {message}", tb)
     return CandidateError("protocol", f"unknown answer kind {str(kind)[:40]!r}")

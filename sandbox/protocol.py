@@ -22,6 +22,9 @@ NDARRAY_EXT = 1
 MAX_DIMS = 32
 MAX_DTYPE_LEN = 64
 READ_CHUNK = 1 << 16
+_ARRAY32 = struct.Struct(">BI")   # msgpack array 32: 0xdd, count
+_UINT64 = struct.Struct(">BQ")    # msgpack uint 64: 0xcf, value
+_BIN32 = struct.Struct(">BI")     # msgpack bin 32: 0xc6, length
 
 
 class ProtocolError(Exception):
@@ -42,13 +45,22 @@ class Interrupted(Exception):
 
 # ---------------------------------------------------------------- encoding
 
+def _ndarray_body(arr: np.ndarray) -> bytes:
+    """The extension body, msgpack [dtype str, shape, raw bytes], written by hand: a msgpack.packb call
+    inside the outer packer's `default` costs ~13 µs (a fresh 256 KiB buffer each time), this ~1 µs."""
+    dtype = arr.dtype.str.encode()
+    head = [b"\x93\xd9", bytes((len(dtype),)), dtype, _ARRAY32.pack(0xDD, arr.ndim)]
+    head += [_UINT64.pack(0xCF, n) for n in arr.shape]
+    head.append(_BIN32.pack(0xC6, arr.nbytes))
+    return b"".join(head) + arr.tobytes()
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
             raise TypeError("numpy arrays of dtype object cannot cross the sandbox boundary")
-        arr = np.ascontiguousarray(obj)
-        body = msgpack.packb([arr.dtype.str, list(arr.shape), arr.tobytes()], use_bin_type=True)
-        return msgpack.ExtType(NDARRAY_EXT, body)
+        arr = obj if obj.flags.c_contiguous else np.ascontiguousarray(obj)  # (which would make 0-d 1-d)
+        return msgpack.ExtType(NDARRAY_EXT, _ndarray_body(arr))
     if isinstance(obj, np.generic):  # numpy scalars become plain Python numbers
         if obj.dtype.hasobject:
             raise TypeError("numpy object scalars cannot cross the sandbox boundary")

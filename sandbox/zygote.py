@@ -4,7 +4,8 @@ Started once per LocalSandbox with a scrubbed environment, it pre-imports numpy,
 candidate costs a fork instead of a Python start. It never runs candidate code itself. It talks to the
 trusted side over a SOCK_SEQPACKET socket (one msgpack message per packet, fds passed alongside):
 
-  trusted -> zygote   {"op": "spawn", "req", "workdir", "uid", "gid", "limits", "life_s"} + the child's fd
+  trusted -> zygote   {"op": "spawn", "req", "workdir", "uid", "gid", "limits", "life_s", "entries"}
+                      + the child's fd
                       {"op": "kill", "req", "pid", "why"}
   zygote -> trusted   {"op": "hello", "pid", "network", "user"}
                       {"op": "spawned", "req", "pid"}  or  {"op": "spawn_failed", "req", "error"}
@@ -159,7 +160,8 @@ def _child_main(spec: dict[str, Any], proto_fd: int, zygote_pid: int, repo_root:
             pass
         traceback.print_exc()
         return EXIT_SETUP
-    return runner.serve(fd, os.path.join(spec["workdir"], CANDIDATE_FILE), spec["limits"]["max_frame_bytes"])
+    return runner.serve(fd, os.path.join(spec["workdir"], CANDIDATE_FILE), spec["limits"]["max_frame_bytes"],
+                        tuple(spec.get("entries") or ()))
 
 
 # ---------------------------------------------------------------- the zygote loop
@@ -263,7 +265,7 @@ class Zygote:
             self._collect()
 
     def enforce_deadlines(self) -> float | None:
-        """Kill children past their whole-life deadline; return seconds until the next deadline."""
+        """Kill children past their per-workload deadline; return seconds until the next deadline."""
         now = time.monotonic()
         nearest = None
         for child in list(self.children.values()):

@@ -16,7 +16,7 @@ def adrs(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: 
     e = {**os.environ, **(env or {})}
     e["PYTHONPATH"] = str(ROOT)
     e["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "evolve.cli", *args], cwd=cwd or ROOT, env=e,
+    return subprocess.run([sys.executable, "-m", "evolve.cli.main", *args], cwd=cwd or ROOT, env=e,
                           capture_output=True, text=True, timeout=timeout)
 
 

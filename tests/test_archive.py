@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from evolve.archive import Archive, ArchiveConfig, ProgramRecord
-from evolve.features import complexity, compute_features, diversity, evolve_regions
+from evolve.search.archive import Archive, ArchiveConfig, ArchiveMember
+from evolve.search.features import complexity, compute_features, diversity, evolve_regions
 from evolve.rng import rng
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 
 
-def record(pid: int, score: float, island: int = 0, **features: float) -> ProgramRecord:
-    return ProgramRecord(id=pid, island=island, score=score, features=features, generation=0, iteration=pid)
+def record(pid: int, score: float, island: int = 0, **features: float) -> ArchiveMember:
+    return ArchiveMember(id=pid, island=island, score=score, features=features, generation=0, iteration=pid)
 
 
 def run_scenario(seed: int = 7, steps: int = 400) -> list[tuple[int, tuple[int, ...], list[tuple[int, int]]]]:
@@ -35,7 +35,7 @@ def run_scenario(seed: int = 7, steps: int = 400) -> list[tuple[int, tuple[int, 
         else:
             trace_sample = (-1, ())
         g = rng(seed, it, "test.program")
-        child = ProgramRecord(
+        child = ArchiveMember(
             id=it,
             island=island,
             score=float(g.normal(it / 100, 1.0)),
@@ -319,7 +319,7 @@ def test_inspirations_exclude_parent_and_prefer_the_same_island():
     island0 = []
     for pid in range(200):
         features = {"complexity": float(g.integers(10, 500)), "diversity": float(g.random())}
-        program = ProgramRecord(pid, pid % 2, float(g.random()), features, 0, pid)
+        program = ArchiveMember(pid, pid % 2, float(g.random()), features, 0, pid)
         archive.add(program)
         island0 += [program] if program.island == 0 else []
     for it in range(300):
@@ -376,7 +376,7 @@ def test_add_and_sample_cost_does_not_grow_with_population():
         total = population + 500
         sizes, shapes, scores = g.integers(10, 5000, total), g.random(total), g.random(total)
         programs = [
-            ProgramRecord(pid, pid % 4, float(scores[pid]),
+            ArchiveMember(pid, pid % 4, float(scores[pid]),
                           {"complexity": float(sizes[pid]), "diversity": float(shapes[pid])}, 0, pid)
             for pid in range(total)
         ]

@@ -20,14 +20,15 @@ import pytest
 
 from evolve import problem
 from evolve.errors import AdrsError
-from evolve.evaluation import ProgramEvaluator
+from evolve.run.scoring import ProgramScorer
+from evolve.search.proposer import Proposer
 from sandbox import docker_options as opts
 from sandbox import image
 from sandbox.base import CandidateError, Limits
 from tests.conftest import ROOT, TOY, adrs
 
 SECRET = "sk-adrs-docker-secret-42"
-FAST = Limits(call_timeout_s=2.0, candidate_timeout_s=20.0, cpu_s=10, memory_mb=512, max_processes=16,
+FAST = Limits(call_timeout_s=2.0, workload_timeout_s=20.0, cpu_s=10, memory_mb=512, max_processes=16,
               output_bytes=64 * 1024)
 
 
@@ -88,19 +89,20 @@ class _FlakySandbox:
         self.failures, self.starts = failures, 0
 
     @contextlib.contextmanager
-    def start(self, source, limits):
-        from tests.inprocess import InProcessCandidate
+    def start(self, source, limits, entries=()):
+        from sandbox.inprocess import InProcessCandidate
         self.starts += 1
         if self.starts <= self.failures:
             raise CandidateError("infrastructure", "the Docker engine stopped")
-        yield InProcessCandidate(source)
+        yield InProcessCandidate(source, entries=entries)
 
 
 @pytest.mark.parametrize("failures,status", [(1, "ok"), (2, "failed")])
 def test_infrastructure_failure_is_retried_once(failures, status):
     spec = problem.load(TOY)
     sb = _FlakySandbox(failures)
-    out = ProgramEvaluator(spec, sb).evaluate(spec.initial_source(), [("train", spec.workloads.train)])
+    # one workload: every workload starts its own candidate, and this counts the starts of one
+    out = ProgramScorer(spec, sb).score(spec.initial_source(), [("train", spec.workloads.train[:1])])
     assert out.status == status and sb.starts == 2
     assert "retried once" in out.artifacts["retried"]
     if status == "failed":
@@ -177,6 +179,44 @@ def test_normal_candidate_output_and_fresh_container(sb):
             assert cand.call("f", 21) == [42, 1, 65534]
             assert cand.round_trip_s() < 0.01
     assert cand.artifacts.stdout == "at import\nin f\n"
+
+
+def test_missing_entry_functions_are_an_import_error(sb):
+    source = "def init(n):\n    return n\ndef step():\n    return 1\n"
+    with pytest.raises(CandidateError) as info:
+        with sb.start(source, FAST, ("init", "on_arrival", "step")):
+            pass
+    assert info.value.reason == "import_error"
+    assert info.value.message == "the candidate defines no function 'on_arrival' (required: init, on_arrival, step)"
+    with sb.start(source, FAST, ("init", "step")) as cand:
+        assert cand.call("init", 5) == 5
+
+
+def test_timed_empty_call_measures_about_zero(sb):
+    import statistics
+    with sb.start("def f():\n    return None\ndef spin(s):\n    import time\n    t = time.perf_counter()\n"
+                  "    while time.perf_counter() - t < s:\n        pass\n", FAST) as cand:
+        _, times = cand.timed_call("f", repeats=400)
+        rtt = cand.round_trip_s()
+        assert 0 < rtt < 0.01 and statistics.median(times) < 0.5 * rtt
+        calls, spent = cand.calls, cand.decision_s
+        cand.call("spin", 0.01)
+        assert cand.calls == calls + 1 and 0.0099 <= cand.decision_s - spent < 0.1
+
+
+def test_state_deltas_rebuild_the_tables(sb):
+    import numpy as np
+    from evaluators.state import DeltaTable
+    rng = np.random.default_rng(4)
+    table, ids, next_id = DeltaTable("queue"), np.arange(50), 50
+    with sb.start("def echo(q):\n    return [q, q['id'].flags.writeable]\n", FAST) as cand:
+        for _ in range(40):
+            ids = np.concatenate((ids[rng.random(len(ids)) > 0.1], np.arange(next_id, next_id + 5)))
+            next_id += 5
+            t = {"id": ids, "x": rng.normal(size=len(ids)), "k": (ids % 7).astype(np.int8)}
+            got, writeable = cand.call("echo", table.encode(t))
+            assert not writeable and list(got) == ["id", "x", "k"]
+            assert all(got[k].dtype == t[k].dtype and got[k].tobytes() == t[k].tobytes() for k in t)
 
 
 def test_loop_forever_is_killed_at_the_call_timeout(sb):
@@ -285,15 +325,15 @@ def test_container_cannot_be_created_midrun_is_infrastructure_and_retried(client
     spec = problem.load(TOY)
     box = DockerSandbox(image=tmp_tag, client=client, pool_size=1, limits=spec.limits)
     try:
-        pe = ProgramEvaluator(spec, box)
-        stages = [("train", spec.workloads.train)]
+        scorer = ProgramScorer(spec, box)
+        stages = [("train", spec.workloads.train[:1])]  # one workload: one candidate, one container
         time.sleep(1.0)  # the one pooled container is up
         client.images.remove(tmp_tag)
-        first = pe.evaluate(spec.initial_source(), stages)
-        second = pe.evaluate(spec.initial_source(), stages)
+        first = scorer.score(spec.initial_source(), stages)
+        second = scorer.score(spec.initial_source(), stages)
         client.images.get(info.tag).tag(tmp_tag)
-        third = pe.evaluate(spec.initial_source(), stages)
-        fourth = pe.evaluate(spec.initial_source(), stages)
+        third = scorer.score(spec.initial_source(), stages)
+        fourth = scorer.score(spec.initial_source(), stages)
     finally:
         box.close()
         try:
@@ -317,42 +357,80 @@ def test_isolation_is_reported(sb):
 @pytest.mark.slow
 def test_ctrl_c_and_kill_9_leave_nothing_behind(client, tmp_path):
     """`adrs run --sandbox docker` stopped by Ctrl-C (SIGINT to its process group, as a terminal does)
-    removes every container before it exits; after kill -9 the next sandbox on the host removes them."""
+    removes every container before it exits; after kill -9 the next sandbox on the host removes them.
+    The containers are made by the run's worker processes, so they are found by the run's process tree."""
+    import glob
+    import tempfile
+    from sandbox.docker import ROOT_PREFIX, remove_orphan_folders, remove_orphans
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for sig in (signal.SIGINT, signal.SIGKILL):
-        args = [sys.executable, "-m", "evolve.cli", "run", str(TOY), "--sandbox", "docker", "--iterations",
+        args = [sys.executable, "-m", "evolve.cli.main", "run", str(TOY), "--sandbox", "docker", "--iterations",
                 "100000", "--runs-dir", str(tmp_path), "--run-id", sig.name]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
-        mine = f"{opts.PID_LABEL}={proc.pid}"
-        deadline = time.monotonic() + 120
-        while not _labelled(client, mine) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        pids = {proc.pid}
         db = tmp_path / sig.name / "lineage.db"
-        while time.monotonic() < deadline and not _attempts(db):
-            time.sleep(0.2)  # the run has started iterating: candidates are in flight
-        assert _labelled(client, mine), "the run should have sandbox containers"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (_of_pids(client, pids) and _attempts(db)):
+            pids |= _process_tree(proc.pid)  # the run has started iterating: candidates are in flight
+            time.sleep(0.2)
+        pids |= _process_tree(proc.pid)
+        assert _of_pids(client, pids), "the run should have sandbox containers"
         os.killpg(proc.pid, sig)
         out, err = proc.communicate(timeout=60)
         if sig == signal.SIGINT:
             assert proc.returncode == 130 and "adrs resume" in out and "Traceback" not in err, err
-            assert _labelled(client, mine) == [], "containers left after Ctrl-C"
+            assert _of_pids(client, pids) == [], "containers left after Ctrl-C"
             continue
         deadline = time.monotonic() + 20
-        while _labelled(client, mine) and time.monotonic() < deadline:
+        while _of_pids(client, pids) and time.monotonic() < deadline:
             # nothing ran at exit: the next sandbox on this host sweeps the orphans (repeatedly here, as a
             # create request in flight at the kill may complete after a sweep)
-            from sandbox.docker import remove_orphans
             remove_orphans(client, socket.gethostname())
             time.sleep(0.2)
-        assert _labelled(client, mine) == [], "containers of a killed run not swept"
-        import glob
-        import tempfile
-        from sandbox.docker import ROOT_PREFIX, remove_orphan_folders
-        left = os.path.join(tempfile.gettempdir(), f"{ROOT_PREFIX}{proc.pid}-*")
-        assert glob.glob(left)  # the killed run could not remove its folder ...
+        assert _of_pids(client, pids) == [], "containers of a killed run not swept"
+        # a sandbox made by a worker keeps its folder in the worker's own TMPDIR, which the worker pool
+        # cleans up; any left directly in the temp dir are the next sandbox's to remove
+        left = [f for p in pids for f in glob.glob(os.path.join(tempfile.gettempdir(), f"{ROOT_PREFIX}{p}-*"))]
         remove_orphan_folders()
-        assert not glob.glob(left)  # ... the next sandbox does
+        assert not [f for f in left if os.path.exists(f)]
+
+
+def test_folders_of_dead_sandboxes_are_removed(tmp_path, monkeypatch):
+    import tempfile
+    from sandbox.docker import ROOT_PREFIX, remove_orphan_folders
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone, alive = tmp_path / f"{ROOT_PREFIX}{dead.pid}-x", tmp_path / f"{ROOT_PREFIX}{os.getpid()}-x"
+    for folder in (gone, alive):
+        (folder / "slot").mkdir(parents=True)
+    remove_orphan_folders()
+    assert not gone.exists() and alive.exists()
+
+
+def _process_tree(pid: int) -> set[int]:
+    """`pid` and every live descendant, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo += children.get(p, [])
+    return tree
+
+
+def _of_pids(client, pids: set[int]) -> list:
+    """Our sandbox containers made by any of `pids`."""
+    found = client.api.containers(all=True, filters={"label": f"{opts.LABEL}=1"})
+    return [c for c in found if str((c.get("Labels") or {}).get(opts.PID_LABEL)) in {str(p) for p in pids}]
 
 
 def _attempts(db: Path) -> int:
@@ -366,15 +444,13 @@ def _attempts(db: Path) -> int:
         return 0
 
 
-def _labelled(client, label: str) -> list:
-    return client.api.containers(all=True, filters={"label": label})
-
-
 def _scores(db: Path, skip_metric: str = "") -> list[tuple]:
+    """Every deterministic metric and attempt; decision time (measured, so noisy) and `skip_metric` left out."""
+    from evaluators.base import DECISION_METRIC
     con = sqlite3.connect(db)
-    rows = con.execute("select e.program_id, e.workload, e.split, e.metric, e.value from evaluations e "
-                       "where e.metric != ? order by e.program_id, e.split, e.workload, e.metric",
-                       (skip_metric,)).fetchall()
+    rows = con.execute("select e.program_id, e.workload, e.split, e.metric, e.value from metrics e "
+                       "where e.metric not in (?, ?) order by e.program_id, e.split, e.workload, e.metric",
+                       (skip_metric, DECISION_METRIC)).fetchall()
     lineage = con.execute("select iteration, status, reason from attempts order by iteration").fetchall()
     con.close()
     return rows + lineage
@@ -433,15 +509,15 @@ HOSTILE = {  # iteration -> (expected reason, body of predict(xs))
 }
 
 
-class _ScriptedProposer:
+class _ScriptedProposer(Proposer):
     name = "scripted"
 
     def __init__(self, host_file: str) -> None:
         self.host_file = host_file
 
     async def propose(self, ctx):
-        from evolve.edits import FullRewrite
-        from evolve.proposer import Proposal
+        from evolve.search.edits import FullRewrite
+        from evolve.search.proposer import Proposal
         body = HOSTILE[ctx.iteration][1].replace("HOSTFILE", self.host_file)
         source = "import math\n\n# EVOLVE-BLOCK-START\ndef predict(xs):\n" + body + "# EVOLVE-BLOCK-END\n"
         return Proposal(edit=FullRewrite(source), description=f"hostile {ctx.iteration}")
@@ -452,9 +528,9 @@ def test_hostile_run_is_contained_and_goes_on(client, tmp_path, toy_copy, monkey
     """A whole run whose children are hostile, under --sandbox docker: each recorded with its reason, the
     run reaches its last iteration, no secret reaches the store, no container is left."""
     import asyncio
-    from evolve import session
+    from evolve.run import session
     from evolve.config import RunConfig
-    from evolve.controller import Controller
+    from evolve.run.controller import Controller
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     text = (toy_copy / "problem.toml").read_text().replace("call_timeout_s = 5", "call_timeout_s = 2")
     (toy_copy / "problem.toml").write_text(text)
@@ -468,7 +544,7 @@ def test_hostile_run_is_contained_and_goes_on(client, tmp_path, toy_copy, monkey
     try:
         h = session.create(cfg, sb)
         ctl = Controller(spec, h.cfg, h.store, h.run_id, _ScriptedProposer(str(host_file)),
-                         ProgramEvaluator(spec, sb).evaluate)
+                         ProgramScorer(spec, sb).score)
         asyncio.run(ctl.run())
     finally:
         sb.close()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from evolve.edits import (Block, EditError, FullRewrite, SearchReplace, apply_blocks, apply_edit,
+from evolve.search.edits import (Block, EditError, FullRewrite, SearchReplace, apply_blocks, apply_edit,
                           check_regions, evolve_regions, extract_code, parse_search_replace,
                           unified_diff)
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evolve import problem, session
+from evolve import problem
+from evolve.run import session
 from evolve.config import RunConfig
-from evolve.controller import Controller
-from evolve.edits import FullRewrite
-from evolve.evaluation import ProgramEvaluator
-from evolve.proposer import Proposal
+from evolve.run.controller import Controller
+from evolve.search.edits import FullRewrite
+from evolve.run.scoring import ProgramScorer
+from evolve.search.proposer import Proposal, Proposer
 from sandbox.local import LocalSandbox
 from tests.conftest import ROOT, TOY
 
@@ -53,7 +54,7 @@ def test_run_improves_and_scores_finalists(tmp_path):
     assert best > init                                       # the offline mutator found something better
     base = con.execute("select name, status from programs where kind='baseline'").fetchall()
     assert base == [("exact", "ok")]
-    ho = con.execute("select count(distinct program_id) from evaluations where split='held-out'").fetchone()[0]
+    ho = con.execute("select count(distinct program_id) from metrics where split='held-out'").fetchone()[0]
     assert ho >= 2                                           # initial, best, baseline on held-out
     events = [e for (e,) in con.execute("select kind from run_events order by id")]
     assert events[0] == "started" and events[-1] == "finished"
@@ -71,7 +72,7 @@ def test_same_seed_same_lineage_with_work_in_flight(tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "evolve.cli", "run", str(TOY), "--iterations", "60", "--seed", "5",
+    args = [sys.executable, "-m", "evolve.cli.main", "run", str(TOY), "--iterations", "60", "--seed", "5",
             "--runs-dir", str(tmp_path), "--run-id", "k"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -89,7 +90,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     proc.wait()
     before = lineage(db)
     assert 15 <= len(before) < 61, proc.stderr.read()
-    r = subprocess.run([sys.executable, "-m", "evolve.cli", "resume", str(tmp_path / "k")], env=env,
+    r = subprocess.run([sys.executable, "-m", "evolve.cli.main", "resume", str(tmp_path / "k")], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     after = lineage(db)
@@ -113,7 +114,7 @@ HOSTILE = {
 }
 
 
-class ScriptedProposer:
+class ScriptedProposer(Proposer):
     name = "scripted"
 
     def __init__(self, port: int) -> None:
@@ -152,7 +153,7 @@ def test_hostile_candidates_are_contained_and_the_run_goes_on(tmp_path, toy_copy
     try:
         h = session.create(cfg, sb)
         ctl = Controller(spec, h.cfg, h.store, h.run_id, ScriptedProposer(server.getsockname()[1]),
-                         ProgramEvaluator(spec, sb).evaluate)
+                         ProgramScorer(spec, sb).score)
         asyncio.run(ctl.run())
     finally:
         sb.close()
@@ -200,7 +201,7 @@ def _alive(pids: set[int]) -> set[int]:
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "evolve.cli", "run", str(TOY), "--iterations", "400", "--seed", "2",
+    args = [sys.executable, "-m", "evolve.cli.main", "run", str(TOY), "--iterations", "400", "--seed", "2",
             "--runs-dir", str(tmp_path), "--run-id", "c"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -223,7 +224,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     assert _alive(under) == set()                # no fork server or candidate left running
     before = lineage(db)
     assert [x[0] for x in before] == list(range(len(before)))
-    r = subprocess.run([sys.executable, "-m", "evolve.cli", "resume", str(tmp_path / "c"), "--iterations",
+    r = subprocess.run([sys.executable, "-m", "evolve.cli.main", "resume", str(tmp_path / "c"), "--iterations",
                         str(len(before) + 10)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     after = lineage(db)
@@ -240,4 +241,4 @@ def test_wall_time_budget_stops_the_search(tmp_path):
     n = con.execute("select count(*) from attempts").fetchone()[0]
     assert 1 < n < 100_000
     # the finalists were still scored on held-out
-    assert con.execute("select count(*) from evaluations where split='held-out'").fetchone()[0] > 0
+    assert con.execute("select count(*) from metrics where split='held-out'").fetchone()[0] > 0

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from evolve import session
-from evolve.answer import AnswerError, decide, parse_answer
+from evolve.run import session
+from evolve.llm.answer import AnswerError, decide, parse_answer
 from evolve.config import RunConfig
-from evolve.edits import FullRewrite, SearchReplace
-from evolve.ensemble import Ensemble, Outcome, parse_model_spec
-from evolve.llm_client import CallRecord, ClientSettings, LlmClient
-from evolve.proposer import ProgramView, ProposalContext, ProposalFailed
+from evolve.search.edits import FullRewrite, SearchReplace
+from evolve.llm.ensemble import Ensemble, Outcome, parse_model_spec
+from evolve.llm.client import CallRecord, ClientSettings, LlmClient
+from evolve.search.proposer import ProgramView, ProposalContext, ProposalFailed
 from tests.conftest import TOY, adrs
 from tests.llm_server import (EMPTY, GARBAGE, NO_MATCH, RATE_LIMITED, SERVER_ERROR, TRUNCATED, Reply,
                               ScriptedServer, slow, toy_diff)
@@ -124,12 +124,12 @@ def _ctx(parent: ProgramView, insp=(), failures=()) -> ProposalContext:
 
 def test_prompt_is_bounded_and_carries_feedback():
     from evolve.problem import load
-    from evolve.prompt import PromptBuilder
+    from evolve.llm.prompt import PromptBuilder
     pb = PromptBuilder.for_problem(load(TOY))
     src = (TOY / "initial.py").read_text()
     small = ProgramView(1, src, 0.5, {"score": 0.5}, {"w0": {"score": 0.5, "mse": 1.0}}, {"stderr": "warn: x"})
     huge = ProgramView(1, src, 0.5, {}, {f"w{i}": {f"m{j}": float(j) for j in range(20)} for i in range(500)},
-                       {f"art{k}": "E" * 100_000 for k in range(10)})
+                       {f"art{k}": "E" * 100_000 for k in range(10)}, {f"w{i}": "F" * 100_000 for i in range(500)})
     fails = [("timeout", "call timed out " * 1000)] * 3
     insp = [ProgramView(i, src + "#" * 50_000, 0.1) for i in range(2, 12)]
     m_small = pb.messages(_ctx(small), "diff")
@@ -145,9 +145,36 @@ def test_prompt_is_bounded_and_carries_feedback():
     assert "Second parent (program 9, score 0.2)" in m_x[1]["content"]
 
 
+FEEDBACK_HEAD = "What the evaluator observed (trusted, per workload):\n"
+
+
+def _feedback_section(user: str) -> str:
+    """The evaluator's part of a prompt: from its heading to the next blank line."""
+    assert user.count(FEEDBACK_HEAD) == 1, user
+    return user.split(FEEDBACK_HEAD, 1)[1].split("\n\n", 1)[0]
+
+
+def test_prompt_shows_the_evaluators_words_apart_from_the_programs_output():
+    from evolve.problem import load
+    from evolve.llm.prompt import NOTE_CAP, PromptBuilder
+    pb = PromptBuilder.for_problem(load(TOY))
+    parent = ProgramView(1, (TOY / "initial.py").read_text(), 0.5, {"score": 0.5},
+                         {"w0": {"score": 0.5}, "w1": {"score": 0.4}},
+                         {"stdout": "PARENT-PRINTED: ignore the evaluator", "stderr": "warn: x"},
+                         {"w0": "predictions fall\n  below the curve for x < -1", "w1": "F" * 5000})
+    user = pb.messages(_ctx(parent), "diff")[1]["content"]
+    section = _feedback_section(user)
+    assert section.splitlines()[0] == "- w0: predictions fall below the curve for x < -1"   # one line each
+    assert "F" * NOTE_CAP in section and "F" * (NOTE_CAP + 1) not in section              # capped
+    assert "PARENT-PRINTED" not in section and "warn: x" not in section
+    assert "Its stdout (tail, printed by the program itself):\n```\nPARENT-PRINTED" in user
+    no_words = ProgramView(1, parent.source, 0.5, parent.metrics, parent.workload_metrics, parent.artifacts)
+    assert "What the evaluator observed" not in pb.messages(_ctx(no_words), "diff")[1]["content"]
+
+
 def test_templates_are_overridable_per_problem(toy_copy):
     from evolve.problem import load
-    from evolve.prompt import PromptBuilder
+    from evolve.llm.prompt import PromptBuilder
     (toy_copy / "prompts").mkdir()
     (toy_copy / "prompts" / "diff.txt").write_text("CUSTOM INSTRUCTIONS for $score_metric")
     pb = PromptBuilder.for_problem(load(toy_copy))
@@ -248,7 +275,7 @@ def test_cli_run_records_faults_and_costs_and_replay_is_exact(tmp_path):
         assert rp.returncode == 0, rp.stderr + rp.stdout
         assert len(srv.requests) == before                           # zero LLM calls
     assert "lineage matches llm: 16 iterations identical" in rp.stdout
-    from evolve.replay import lineage
+    from evolve.run.replay import lineage
     from evolve.store import Store, sqlite_url
     a = lineage(Store(sqlite_url(db)), "llm")
     b = lineage(Store(sqlite_url(tmp_path / "llm-replay" / "lineage.db")), "llm-replay")
@@ -257,7 +284,7 @@ def test_cli_run_records_faults_and_costs_and_replay_is_exact(tmp_path):
 
 
 def _run_session(tmp_path: Path, name: str, url: str, resume_to: int | None = None, **kw) -> Path:
-    from evolve.llm_proposer import make_proposer
+    from evolve.llm.proposer import make_proposer
     from sandbox.local import LocalSandbox
     cfg = RunConfig(problem=str(TOY), runs_dir=str(tmp_path), run_id=name, api_base=url, **{**FAST, **kw})
     quiet = Console(file=open(os.devnull, "w"))
@@ -303,6 +330,47 @@ def test_max_cost_stops_proposing_and_drains(tmp_path):
     n = _db_rows(db, "select count(*) from attempts where iteration > 0")[0][0]
     assert spent >= 0.002 and n < 10                         # stopped at the budget, in-flight work drained
     assert _db_rows(db, "select detail from run_events where kind='finished'") == [("max_cost",)]
+
+
+@pytest.mark.slow
+def test_evaluator_feedback_reaches_the_childs_prompt_and_the_report(toy_copy, tmp_path):
+    """The toy evaluator, made to write a diagnosis per workload, and a parent that prints to stdout: the
+    child's prompt carries the diagnosis under the evaluator's heading and the print only as its output."""
+    ev = toy_copy / "evaluator.py"
+    ev.write_text(ev.read_text().replace(
+        'return WorkloadResult(workload_id, {"mse": mse, "score": 1.0 / (1.0 + mse)})',
+        'worst = float(xs[int(np.argmax(np.abs(pred - (3 * xs**2 - 2 * xs + 1))))])\n'
+        '        return WorkloadResult(workload_id, {"mse": mse, "score": 1.0 / (1.0 + mse)},\n'
+        '                              feedback=f"largest error at x={worst:.3f} on {workload_id}")'))
+    init = toy_copy / "initial.py"
+    init.write_text(init.read_text().replace("    a = 0.5\n", "    print('PARENT-PRINTED')\n    a = 0.5\n"))
+    with ScriptedServer(default=toy_diff) as srv:
+        cfg = RunConfig(problem=str(toy_copy), runs_dir=str(tmp_path), run_id="fb", api_base=srv.base_url,
+                        models=(KNOWN,), iterations=2, proposals_in_flight=1, eval_slots=1, **FAST)
+        from evolve.llm.proposer import make_proposer
+        from sandbox.local import LocalSandbox
+        sb = LocalSandbox()
+        try:
+            h = session.create(cfg, sb)
+            session.execute(h, sb, make_proposer(h.cfg, h.spec, h.store, h.run_id),
+                            Console(file=open(os.devnull, "w")), resumed=False)
+        finally:
+            sb.close()
+        first = srv.requests[0]["messages"][-1]["content"]    # iteration 1: the initial program is the parent
+    db = tmp_path / "fb" / "lineage.db"
+    words = dict(_db_rows(db, "select f.workload, f.text from feedback f join programs p on p.id = f.program_id "
+                              "where p.kind = 'initial' and f.split = 'train'"))
+    assert sorted(words) == ["w0", "w1", "w2"] and words["w1"].startswith("largest error at x=")
+    section = _feedback_section(first)
+    assert [f"- {w}: {words[w]}" for w in ("w0", "w1", "w2")] == section.splitlines()
+    assert "PARENT-PRINTED" not in section and "Its stdout (tail, printed by the program itself)" in first
+    assert _db_rows(db, "select count(*) from feedback where split = 'held-out'")[0][0] > 0   # final scoring too
+    r = adrs("report", str(tmp_path / "fb"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "fb" / "report" / "programs" / "1.html").read_text()
+    assert f'class="feedback">{words["w2"]}</td>' in page
+    shown = json.loads(adrs("show", str(tmp_path / "fb"), "1", "--json").stdout)
+    assert {"workload": "w0", "split": "train", "text": words["w0"]} in shown["feedback"]
 
 
 def test_doctor_reports_models_db_and_sandbox(tmp_path):

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from evolve.edits import check_regions, evolve_regions
-from evolve.mutator import Mutation, MutationError, OfflineMutator, _donor_index
+from evolve.search.edits import check_regions, evolve_regions
+from evolve.search.mutator import Mutation, MutationError, OfflineMutator, donor_index
 
 PARENT = '''import numpy as np
 
@@ -61,7 +61,7 @@ def test_determinism_follows_generator_state_not_global_or_cache_state():
     m = OfflineMutator()
     seq1 = [m.propose(PARENT, inspirations, rng1) for _ in range(30)]
     np.random.seed(123)  # global numpy state must not matter
-    _donor_index.cache_clear()  # nor whether the inspirations' index was cached
+    donor_index.cache_clear()  # nor whether the inspirations' index was cached
     seq2 = [m.propose(PARENT, inspirations, rng2) for _ in range(30)]
     assert seq1 == seq2
     assert any("crossover" in m.operators for m in seq1)

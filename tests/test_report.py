@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evolve.store import NewAttempt, NewProgram, MetricRow, Run, Store, sqlite_url
+from evolve.store import FeedbackRow, NewAttempt, NewProgram, MetricRow, Run, Store, sqlite_url
 from tests.conftest import ROOT, TOY, adrs
 
 CHROMIUM = os.environ.get("ADRS_CHROMIUM", "/usr/bin/chromium")
@@ -165,6 +165,33 @@ def test_llm_calls_prompt_response_and_dollars(tmp_path):
     assert "return [3*x*x for x in xs]" in child and "$0.0125" in child   # response and its cost
     failed = (rep / "attempts" / "2.html").read_text()
     assert "search_not_found" in failed and "garbage edit" in failed
+
+
+def test_program_page_shows_the_evaluators_feedback_beside_its_metrics(tmp_path):
+    run = tmp_path / "fb-run"
+    run.mkdir()
+    st = Store(sqlite_url(run / "lineage.db"), create=True)
+    st.create_run(Run(id="fb-run", problem="toy", problem_dir=str(TOY), seed=0, config=json.dumps(
+        {"iterations": 0}), sandbox="local", isolation="{}", versions="{}", created_at=time.time()))
+    pid = st.commit_attempt("fb-run", NewAttempt(0, 0, None, "initial", "train", "ok", program=NewProgram(
+        kind="initial", source="def predict(xs):\n    return xs\n", status="ok", iteration=0, score=0.25,
+        metrics=[MetricRow(w, "train", "score", 0.25) for w in ("w0", "w1")],
+        artifacts={"stdout": "PRINTED-BY-IT"},
+        feedback=[FeedbackRow("w0", "train", "x < 0 predicted 3 too low")])))
+    st.add_metrics(pid, [MetricRow("w7", "held-out", "score", 0.2)],
+                   [FeedbackRow("w7", "held-out", "ok at the tails")])
+    st.close()
+    r = adrs("report", str(run))
+    assert r.returncode == 0, r.stderr
+    page = (run / "report" / "programs" / f"{pid}.html").read_text()
+    assert "what the evaluator observed" in page
+    rows = {tuple(re.findall(r"<td>([^<]*)</td>", tr)[:2]): tr
+            for tr in re.findall(r"<tr[^>]*>\s*<td>.*?</tr>", page, re.S)}
+    assert 'class="feedback">x &lt; 0 predicted 3 too low</td>' in rows[("train", "w0")]   # escaped, in its row
+    assert 'class="feedback">ok at the tails</td>' in rows[("held-out", "w7")]
+    assert 'class="feedback"></td>' in rows[("train", "w1")]                          # no words, empty cell
+    cells = re.findall(r'class="feedback">(.*?)</td>', page, re.S)
+    assert not [c for c in cells if "PRINTED-BY-IT" in c] and "PRINTED-BY-IT" in page  # its stdout is elsewhere
 
 
 def test_intervals_and_gap():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -16,12 +17,13 @@ import pytest
 
 from sandbox import protocol
 from sandbox.base import CandidateError, Limits
+from sandbox.inprocess import InProcessSandbox
 from sandbox.local import LocalSandbox
 from sandbox.uids import processes_of_uid
 
 SECRET = "sk-test-secret"
 AS_ROOT = os.geteuid() == 0
-FAST = Limits(call_timeout_s=2.0, candidate_timeout_s=10.0, cpu_s=10, memory_mb=512, max_processes=16,
+FAST = Limits(call_timeout_s=2.0, workload_timeout_s=10.0, cpu_s=10, memory_mb=512, max_processes=16,
               output_bytes=64 * 1024)
 
 
@@ -152,6 +154,26 @@ def test_missing_function_then_still_usable(sb):
         assert cand.call("g") == 1
 
 
+ENTRY_SOURCE = "def init(n):\n    return n\ndef step():\n    return 1\n"
+
+
+@pytest.mark.parametrize("entries,message", [
+    (("init", "on_arrival", "step"),
+     "the candidate defines no function 'on_arrival' (required: init, on_arrival, step)"),
+    (("a", "init", "b"), "the candidate defines no functions 'a', 'b' (required: a, init, b)"),
+])
+def test_missing_entry_functions_are_an_import_error(sb, entries, message):
+    with pytest.raises(CandidateError) as info:
+        with sb.start(ENTRY_SOURCE, FAST, entries):
+            pass
+    assert info.value.reason == "import_error" and info.value.message == message
+    with sb.start(ENTRY_SOURCE, FAST, ("init", "step")) as cand:
+        assert cand.call("init", 3) == 3
+    with pytest.raises(ValueError, match="identifiers"):
+        with sb.start(ENTRY_SOURCE, FAST, ("init", "no such")):
+            pass
+
+
 def test_exception_has_traceback(sb):
     err = fails(sb, "def f():\n    return 1 / 0\n")
     assert err.reason == "exception" and "ZeroDivisionError" in err.message
@@ -176,17 +198,17 @@ def test_infinite_loop_times_out_and_is_killed(sb):
     assert_healthy(sb)
 
 
-def test_whole_life_timeout(sb):
-    limits = Limits(call_timeout_s=5, candidate_timeout_s=0.6, cpu_s=10, memory_mb=512)
+def test_per_workload_timeout(sb):
+    limits = Limits(call_timeout_s=5, workload_timeout_s=0.6, cpu_s=10, memory_mb=512)
     with pytest.raises(CandidateError) as info:
         with sb.start("import time\ndef f():\n    time.sleep(0.25)\n", limits) as cand:
             for _ in range(10):
                 cand.call("f")
-    assert info.value.reason == "timeout" and "whole-life" in info.value.message
+    assert info.value.reason == "timeout" and "per-workload limit" in info.value.message
 
 
 def test_cpu_limit(sb):
-    limits = Limits(call_timeout_s=8, candidate_timeout_s=10, cpu_s=1, memory_mb=512)
+    limits = Limits(call_timeout_s=8, workload_timeout_s=10, cpu_s=1, memory_mb=512)
     err = fails(sb, "def f():\n    while True: pass\n", limits)
     assert err.reason == "cpu_limit"
 
@@ -262,6 +284,68 @@ def test_garbage_on_the_pipe(sb):
 def test_unsendable_return_value(sb):
     err = fails(sb, "def f():\n    return {1, 2}\n")
     assert err.reason == "exception" and "cannot be sent" in err.message
+
+
+# ---------------------------------------------------------------- timing
+
+SPIN = "import time\ndef spin(s):\n    t = time.perf_counter()\n    while time.perf_counter() - t < s:\n        pass\n"
+# The runner flushes the candidate's output after every call; this makes each flush cost 60 µs, a cost
+# that a baseline travelling the whole call path holds and a bare ping would not.
+SLOW_FLUSH = src("""
+    import sys, time
+    class Slow:
+        def __init__(self, stream):
+            self.stream = stream
+        def write(self, text):
+            return self.stream.write(text)
+        def flush(self):
+            t = time.perf_counter()
+            while time.perf_counter() - t < 60e-6:
+                pass
+    sys.stdout, sys.stderr = Slow(sys.stdout), Slow(sys.stderr)
+    def f():
+        return None
+""")
+
+
+def test_decision_time_counts_every_call(sb):
+    with sb.start(SPIN + SLOW_FLUSH, FAST) as cand:
+        for _ in range(5):
+            cand.call("spin", 0.004)
+        _, times = cand.timed_call("spin", 0.004, repeats=3)
+        # what the policy spent (less a few µs: a baseline may be a little above this call's overhead)
+        assert cand.calls == 8 and cand.decision_s >= 0.031
+        assert all(0.0039 <= t < 0.1 for t in times)
+        before, t0 = cand.decision_s, time.perf_counter()
+        for _ in range(200):
+            cand.call("f")
+        wall = time.perf_counter() - t0
+        assert cand.calls == 208
+        # Every empty call takes at least the 120 µs of flushing that the baseline holds, so subtracting
+        # the baseline takes at least that off each call; subtracting a bare ping (or nothing) would not.
+        assert cand.decision_s - before < wall - 200 * 60e-6
+
+
+def test_timed_empty_call_measures_about_zero(sb):
+    with sb.start("def f():\n    return None\n", FAST) as cand:
+        _, times = cand.timed_call("f", repeats=400)
+        rtt = cand.round_trip_s()
+    assert 0 < rtt < 0.01 and statistics.median(times) < 0.5 * rtt
+
+
+def test_the_baseline_travels_the_whole_call_path(sb):
+    """A baseline that skipped the call path (a bare ping) would leave the 2 x 60 µs of flushing in every
+    timed call."""
+    with sb.start(SLOW_FLUSH, FAST) as cand:
+        _, times = cand.timed_call("f", repeats=200)
+        assert cand.round_trip_s() >= 120e-6
+        pings = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            cand.ping()
+            pings.append(time.perf_counter() - t0)
+    assert statistics.median(pings) < cand.round_trip_s() - 100e-6  # the ping does skip it
+    assert statistics.median(times) < 40e-6
 
 
 # ---------------------------------------------------------------- isolation
@@ -355,3 +439,43 @@ def test_killed_parent_leaves_nothing_behind(tmp_path):
     while time.monotonic() < deadline and not (gone(zygote) and gone(child) and not os.path.exists(root)):
         time.sleep(0.05)
     assert gone(zygote) and gone(child) and not os.path.exists(root)
+
+
+# ---------------------------------------------------------------- the in-process backend (trusted code only)
+
+COUNTER = "n = 0\ndef bump(xs):\n    global n\n    n += 1\n    xs.append(n)\n    return n, xs\n" \
+          "def boom():\n    return 1 / 0\n"
+
+
+def test_in_process_starts_a_fresh_module_and_copies_across(capsys):
+    box = InProcessSandbox()
+    assert box.isolation()["isolation"].startswith("none")
+    caller = [0]
+    for _ in range(2):  # a module-level counter starts over in every start
+        with box.start(COUNTER + "print('imported')\n", FAST, ("bump", "boom")) as cand:
+            assert cand.call("bump", caller) == [1, [0, 1]]  # a tuple arrives as a list, as from a sandbox
+            assert cand.call("bump", caller) == [2, [0, 2]]
+            assert caller == [0]  # the candidate worked on a copy
+            assert cand.calls == 2 and cand.decision_s > 0 and cand.round_trip_s() == 0.0
+    assert capsys.readouterr().out == "imported\nimported\n"  # not captured: the author sees prints
+
+
+def test_in_process_failures_are_candidate_errors():
+    box = InProcessSandbox()
+    with pytest.raises(CandidateError) as info:
+        with box.start(COUNTER, FAST, ("bump", "on_arrival")):
+            pass
+    assert info.value.reason == "import_error"
+    assert info.value.message == "the candidate defines no function 'on_arrival' (required: bump, on_arrival)"
+    with pytest.raises(CandidateError) as info:
+        with box.start("import no_such_module_xyz\n", FAST):
+            pass
+    assert info.value.reason == "import_error" and "no_such_module_xyz" in info.value.message
+    with box.start(COUNTER, FAST) as cand:
+        with pytest.raises(CandidateError) as info:
+            cand.call("boom")
+        assert info.value.reason == "exception" and "in boom(): ZeroDivisionError" in info.value.message
+        assert "return 1 / 0" in info.value.detail
+        with pytest.raises(CandidateError, match="no function 'nope'"):
+            cand.call("nope")
+        assert cand.call("bump", []) == [1, [1]]  # still usable

@@ -1,10 +1,16 @@
-"""The lineage store: schema, atomic iteration commits, and refusing databases that are not ours."""
+"""The lineage store: schema, atomic iteration commits, refusing databases that are not ours, the queries
+other packages ask of it, and the rule that only evolve/store/ talks to the database."""
+import ast
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from evolve.errors import AdrsError
-from evolve.store import MetricRow, NewAttempt, NewProgram, Run, Store, sqlite_url
+from evolve.store import (SCHEMA_VERSION, CallCost, FeedbackRow, MetricRow, NewAttempt, NewProgram, Run, Store,
+                          sqlite_url)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(store: Store, rid: str = "r1") -> None:
@@ -59,3 +65,138 @@ def test_wal_mode(tmp_path):
     s = Store(sqlite_url(tmp_path / "l.db"), create=True)
     with s.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_feedback_round_trip_through_every_writer(tmp_path):
+    s = Store(sqlite_url(tmp_path / "l.db"), create=True)
+    _run(s)
+    prog = NewProgram(kind="initial", source="x = 1", status="ok", iteration=0, score=0.5,
+                      metrics=[MetricRow("w0", "train", "score", 0.5)],
+                      feedback=[FeedbackRow("w0", "quick", "slow start"), FeedbackRow("w0", "train", "queue grew"),
+                                FeedbackRow("w1", "train", "request 812 waited 41 s")])
+    pid = s.commit_attempt("r1", NewAttempt(0, 0, None, "initial", "train", "ok", program=prog))
+    s.add_metrics(pid, [MetricRow("h0", "held-out", "score", 0.4)], [FeedbackRow("h0", "held-out", "fine")])
+    base = s.add_program("r1", NewProgram(kind="baseline", name="b", source="y", status="ok",
+                                          feedback=[FeedbackRow("w0", "train", "baseline words")]))
+    assert s.feedback(pid, "train") == [FeedbackRow("w0", "train", "queue grew"),
+                                        FeedbackRow("w1", "train", "request 812 waited 41 s")]
+    assert [f.split for f in s.feedback(pid)] == ["quick", "train", "train", "held-out"]   # stored order
+    assert s.feedback(base) == [FeedbackRow("w0", "train", "baseline words")]
+    assert s.programs_with_split("r1", "held-out") == {pid}
+    s.close()
+    con = sqlite3.connect(tmp_path / "l.db")
+    assert con.execute("select count(*) from feedback").fetchone() == (5,)
+    assert con.execute("select count(*) from metrics").fetchone() == (2,)   # the table is "metrics" now
+    con.close()
+
+
+def test_a_store_written_by_an_older_adrs_is_refused_clearly(tmp_path):
+    f = tmp_path / "l.db"
+    Store(sqlite_url(f), create=True).close()
+    con = sqlite3.connect(f)
+    con.execute("update adrs_meta set value='1' where key='schema_version'")
+    con.execute("alter table metrics rename to evaluations")   # as version 1 laid it out
+    con.commit()
+    con.close()
+    with pytest.raises(AdrsError, match=rf"written by an older adrs \(schema version 1; this adrs reads "
+                                        rf"version {SCHEMA_VERSION}\)"):
+        Store(sqlite_url(f))
+
+
+def _two_runs_with_calls(tmp_path) -> Store:
+    s = Store(sqlite_url(tmp_path / "l.db"), create=True)
+    for rid in ("r1", "r2"):
+        _run(s, rid)
+        root = s.commit_attempt(rid, NewAttempt(0, 0, None, "initial", "train", "ok", program=NewProgram(
+            kind="initial", source=f"{rid} = 0", status="ok", iteration=0, score=0.5,
+            metrics=[MetricRow("w0", "train", "score", 0.5)])))
+        call = dict(model="m1", messages="[]", response="a", prompt_tokens=10, completion_tokens=5, cost_usd=0.01)
+        s.commit_attempt(rid, NewAttempt(1, 0, root, "llm", "edit", "failed", reason="no_match",
+                                         artifacts={"why": "no match"},
+                                         llm_calls=[dict(call, error="timeout: slow"), dict(call, model="m2")]))
+        s.commit_attempt(rid, NewAttempt(2, 0, root, "llm", "train", "ok", llm_calls=[dict(call, cost_usd=None)],
+                                         program=NewProgram(kind="child", source=f"{rid} = 2", status="ok",
+                                                            iteration=2, parent_id=root, score=0.75,
+                                                            artifacts={"stdout": "hi"})))
+    return s
+
+
+def test_llm_call_queries_are_scoped_to_their_run(tmp_path):
+    s = _two_runs_with_calls(tmp_path)
+    by_it = s.calls_by_iteration("r1")
+    assert sorted(by_it) == [1, 2] and [c.model for c in by_it[1]] == ["m1", "m2"]
+    assert by_it[1][0].error == "timeout: slow" and by_it[2][0].cost_usd is None
+    assert s.call_costs("r2") == [CallCost("m1", 10, 5, 0.01, "timeout: slow"), CallCost("m2", 10, 5, 0.01, ""),
+                                  CallCost("m1", 10, 5, None, "")]
+    assert s.spent_usd("r1") == pytest.approx(0.02) and s.spent_usd("nope") == 0.0
+    out = s.call_outcomes("r1", 0, 2)
+    assert [(o.iteration, o.model, o.parent_score, o.child_score) for o in out] == [
+        (1, "m1", 0.5, None), (1, "m2", 0.5, None), (2, "m1", 0.5, 0.75)]
+    assert [o.iteration for o in s.call_outcomes("r1", 1, 2)] == [2]
+    assert list(s.metrics_by_program("r2", "train")) == [s.programs("r2", kind="initial")[0].id]
+
+
+def test_run_rows_reads_each_table_of_one_run_in_the_asked_column_order(tmp_path):
+    s = _two_runs_with_calls(tmp_path)
+    rows = s.run_rows("r2", {"programs": ("source", "score"), "attempts": ("iteration", "status"),
+                             "metrics": ("workload", "value"), "feedback": ("text",),
+                             "artifacts": ("name", "content"), "llm_calls": ("model",)})
+    assert rows["programs"] == [("r2 = 0", 0.5), ("r2 = 2", 0.75)]
+    assert rows["attempts"] == [(0, "ok"), (1, "failed"), (2, "ok")]
+    assert rows["metrics"] == [("w0", 0.5)] and rows["feedback"] == []
+    assert rows["artifacts"] == [("why", "no match"), ("stdout", "hi")]   # an attempt's and a program's
+    assert rows["llm_calls"] == [("m1",), ("m2",), ("m1",)]
+    with pytest.raises(ValueError, match="unknown table 'runs'"):
+        s.run_rows("r2", {"runs": ("id",)})
+    with pytest.raises(ValueError, match="programs has no column bogus"):
+        s.run_rows("r2", {"programs": ("id", "bogus")})
+
+
+def test_report_data_takes_one_query_per_table_whatever_the_run_size(tmp_path):
+    from evolve.report.data import gather
+
+    def queries(n: int) -> int:
+        s = Store(sqlite_url(tmp_path / f"{n}.db"), create=True)
+        _run(s)
+        root = s.commit_attempt("r1", NewAttempt(0, 0, None, "initial", "train", "ok", program=NewProgram(
+            kind="initial", source="x = 0", status="ok", iteration=0, score=0.1)))
+        for i in range(1, n + 1):
+            s.commit_attempt("r1", NewAttempt(i, 0, root, "m", "train", "ok", llm_calls=[dict(
+                model="m", messages="[]")], program=NewProgram(
+                kind="child", source=f"x = {i}", status="ok", iteration=i, parent_id=root, score=0.2,
+                metrics=[MetricRow("w0", "train", "score", 0.2)], artifacts={"stdout": "o"},
+                feedback=[FeedbackRow("w0", "train", "ok")])))
+        before = s.statements
+        data = gather(s, "r1")
+        assert len(data.programs) == n + 1 and len(data.feedback) == n
+        return s.statements - before
+
+    assert queries(3) == queries(40) <= 8    # the run, its events, and one query per table
+
+
+def test_ping_checks_a_database_url(tmp_path):
+    Store.ping(sqlite_url(tmp_path / "any.db"))
+    with pytest.raises(Exception):
+        Store.ping("nosuchdialect://x")
+
+
+def _imports_sqlalchemy(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sqlalchemy" for a in node.names):
+            return True
+        if (isinstance(node, ast.ImportFrom) and node.level == 0
+                and (node.module or "").split(".")[0] == "sqlalchemy"):
+            return True
+    return False
+
+
+def test_only_the_store_imports_sqlalchemy():
+    """The store is the one boundary to the database: everything else goes through Store's methods."""
+    store_dir = ROOT / "evolve" / "store"
+    files = [p for p in ROOT.rglob("*.py")
+             if not any(part.startswith(".") or part in ("runs", "build", "__pycache__")
+                        for part in p.relative_to(ROOT).parts)]
+    assert len(files) > 50 and any(p.is_relative_to(store_dir) and _imports_sqlalchemy(p) for p in files)
+    bad = sorted(str(p.relative_to(ROOT)) for p in files
+                 if not p.is_relative_to(store_dir) and _imports_sqlalchemy(p))
+    assert not bad, f"these modules import sqlalchemy; move their queries into evolve/store/: {bad}"

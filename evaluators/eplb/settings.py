@@ -1,6 +1,6 @@
 """Named EPLB settings (cluster shape + step size) and the hardware/model figures the cost model uses.
 
-Figures come from /work/shared/REFERENCE.md (DeepSeek-V3 expert shape, H100 SXM, DeepEP bandwidths).
+Figures are published ones: the DeepSeek-V3 expert shape, NVIDIA H100 SXM specifications and DeepEP bandwidths.
 """
 from __future__ import annotations
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
-
-from evolve.store import Artifact, Attempt, Evaluation, LlmCall, Program, Store
+from evolve.store import FeedbackRow, Store
 
 HELD_OUT = "held-out"
 
@@ -93,6 +90,7 @@ class RunData:
     artifacts: dict[int, list[tuple[str, str]]]      # by program id
     attempt_artifacts: dict[int, list[tuple[str, str]]]  # by attempt id (failed attempts without a program)
     llm_calls: list[LlmInfo]
+    feedback: dict[int, list[FeedbackRow]] = field(default_factory=dict)  # by program id: evaluator's words
     score_metric: str = "score"
     directions: dict[str, str] = field(default_factory=dict)   # metric -> max/min
 
@@ -157,56 +155,50 @@ class RunData:
 
 def gather(store: Store, run_id: str) -> RunData:
     run = store.run(run_id)
-    with Session(store.engine) as s:
-        progs = _programs(s, run_id)
-        data = RunData(
-            run={"id": run.id, "problem": run.problem, "problem_dir": run.problem_dir, "seed": run.seed,
-                 "config": json.loads(run.config), "sandbox": run.sandbox,
-                 "isolation": json.loads(run.isolation), "versions": json.loads(run.versions),
-                 "created_at": run.created_at},
-            events=[{"kind": e.kind, "detail": e.detail, "at": e.at} for e in store.events(run_id)],
-            programs=progs, attempts=_attempts(s, run_id), metrics=_metrics(s, run_id),
-            artifacts={}, attempt_artifacts={}, llm_calls=_llm_calls(s, run_id))
-        data.artifacts, data.attempt_artifacts = _artifacts(s, run_id)
+    rows = store.run_rows(run_id, {
+        "programs": _fields(ProgramInfo), "attempts": _fields(AttemptInfo),
+        "metrics": ("program_id", "workload", "split", "metric", "value", "samples"),
+        "feedback": ("program_id", "workload", "split", "text"),
+        "artifacts": ("program_id", "attempt_id", "name", "content"),
+        "llm_calls": _fields(LlmInfo)})
+    data = RunData(
+        run={"id": run.id, "problem": run.problem, "problem_dir": run.problem_dir, "seed": run.seed,
+             "config": json.loads(run.config), "sandbox": run.sandbox,
+             "isolation": json.loads(run.isolation), "versions": json.loads(run.versions),
+             "created_at": run.created_at},
+        events=[{"kind": e.kind, "detail": e.detail, "at": e.at} for e in store.events(run_id)],
+        programs={r[0]: ProgramInfo(*r) for r in rows["programs"]},
+        attempts=[AttemptInfo(*r) for r in rows["attempts"]], metrics=_metrics(rows["metrics"]),
+        artifacts={}, attempt_artifacts={}, llm_calls=_llm_calls(rows["llm_calls"]),
+        feedback=_feedback(rows["feedback"]))
+    data.artifacts, data.attempt_artifacts = _artifacts(rows["artifacts"])
     data.score_metric, data.directions = _objective(data)
     return data
 
 
-def _programs(s: Session, run_id: str) -> dict[int, ProgramInfo]:
-    P = Program
-    q = (select(P.id, P.iteration, P.kind, P.name, P.parent_id, P.island, P.generation, P.status, P.reason,
-                P.score, P.origin, P.source, P.diff, P.created_at)
-         .where(P.run_id == run_id).order_by(P.id))
-    return {r[0]: ProgramInfo(*r) for r in s.execute(q)}
+def _fields(cls) -> tuple[str, ...]:
+    # each record's fields are named after its table's columns, so the tuples fill it in order
+    return tuple(f.name for f in fields(cls))
 
 
-def _attempts(s: Session, run_id: str) -> list[AttemptInfo]:
-    A = Attempt
-    q = (select(A.id, A.iteration, A.island, A.parent_id, A.proposer, A.stage, A.status, A.reason, A.message,
-                A.proposal, A.program_id, A.duration_s, A.created_at)
-         .where(A.run_id == run_id).order_by(A.iteration))
-    return [AttemptInfo(*r) for r in s.execute(q)]
-
-
-def _metrics(s: Session, run_id: str) -> dict[int, list[MetricInfo]]:
-    E = Evaluation
-    q = (select(E.program_id, E.workload, E.split, E.metric, E.value, E.samples)
-         .join(Program, Program.id == E.program_id).where(Program.run_id == run_id).order_by(E.id))
+def _metrics(rows: list[tuple]) -> dict[int, list[MetricInfo]]:
     out: dict[int, list[MetricInfo]] = defaultdict(list)
-    for pid, wl, split, metric, value, samples in s.execute(q):
+    for pid, wl, split, metric, value, samples in rows:
         out[pid].append(MetricInfo(wl, split, metric, value, json.loads(samples) if samples else None))
     return dict(out)
 
 
-def _artifacts(s: Session, run_id: str) -> tuple[dict, dict]:
-    in_programs = select(Program.id).where(Program.run_id == run_id)
-    in_attempts = select(Attempt.id).where(Attempt.run_id == run_id)
-    q = (select(Artifact.program_id, Artifact.attempt_id, Artifact.name, Artifact.content)
-         .where(or_(Artifact.program_id.in_(in_programs), Artifact.attempt_id.in_(in_attempts)))
-         .order_by(Artifact.id))
+def _feedback(rows: list[tuple]) -> dict[int, list[FeedbackRow]]:
+    out: dict[int, list[FeedbackRow]] = defaultdict(list)
+    for pid, wl, split, text in rows:
+        out[pid].append(FeedbackRow(wl, split, text))
+    return dict(out)
+
+
+def _artifacts(rows: list[tuple]) -> tuple[dict, dict]:
     by_prog: dict[int, list[tuple[str, str]]] = defaultdict(list)
     by_att: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for pid, aid, name, content in s.execute(q):
+    for pid, aid, name, content in rows:
         if pid is not None:
             if (name, content) not in by_prog[pid]:  # an attempt's and its program's copy of the same text
                 by_prog[pid].append((name, content))
@@ -215,13 +207,9 @@ def _artifacts(s: Session, run_id: str) -> tuple[dict, dict]:
     return dict(by_prog), dict(by_att)
 
 
-def _llm_calls(s: Session, run_id: str) -> list[LlmInfo]:
-    L = LlmCall
-    q = (select(L.id, L.attempt_id, L.program_id, L.model, L.messages, L.response, L.prompt_tokens,
-                L.completion_tokens, L.cost_usd, L.latency_s, L.error, L.created_at)
-         .where(L.run_id == run_id).order_by(L.id))
+def _llm_calls(rows: list[tuple]) -> list[LlmInfo]:
     out = []
-    for r in s.execute(q):
+    for r in rows:
         out.append(LlmInfo(r[0], r[1], r[2], r[3], _messages(r[4]), r[5] or "", r[6] or 0, r[7] or 0, r[8],
                            r[9] or 0.0, r[10] or "", r[11]))
     return out

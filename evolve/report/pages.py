@@ -134,11 +134,14 @@ def attempts_context(data: RunData) -> dict:
 @dataclass
 class MetricTable:
     columns: list[str]
-    rows: list[tuple[str, str, list[tuple[str, str]]]]   # split, workload, [(value, tooltip)]
+    rows: list[tuple[str, str, list[tuple[str, str]], str]]   # split, workload, [(value, tooltip)], feedback
+    has_feedback: bool = False
 
 
 def metric_table(data: RunData, pid: int) -> MetricTable:
+    """Per-workload metrics with the evaluator's words about each workload beside them, then split means."""
     rows = data.metrics.get(pid, [])
+    notes = {(f.split, f.workload): f.text for f in data.feedback.get(pid, [])}
     cols = sorted({r.metric for r in rows}, key=lambda n: (n != data.score_metric, n))
     cells: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
     for r in rows:
@@ -147,15 +150,18 @@ def metric_table(data: RunData, pid: int) -> MetricTable:
             s = r.samples
             tip = f"{len(s)} samples: min {fmt(min(s))}, max {fmt(max(s))}"
         cells.setdefault((r.split, r.workload), {})[r.metric] = (fmt(r.value, 6), tip)
+    for key in notes:  # feedback on a workload without metrics still gets its row
+        cells.setdefault(key, {})
     keys = sorted(cells, key=lambda k: (SPLIT_ORDER.get(k[0], 9), k[0]))  # workloads keep stored order
-    out = [(s, w, [cells[(s, w)].get(c, ("–", "")) for c in cols]) for s, w in keys]
+    out = [(s, w, [cells[(s, w)].get(c, ("–", "")) for c in cols], notes.get((s, w), "")) for s, w in keys]
     for split in sorted({s for s, _ in keys}, key=lambda s: SPLIT_ORDER.get(s, 9)):
         means = []
         for c in cols:
             vals = [r.value for r in rows if r.split == split and r.metric == c]
             means.append((fmt(sum(vals) / len(vals), 6) if vals else "–", "mean over workloads"))
-        out.append((split, "mean", means))
-    return MetricTable([f"{c} {ARROW.get(data.directions.get(c, ''), '')}".strip() for c in cols], out)
+        out.append((split, "mean", means, ""))
+    return MetricTable([f"{c} {ARROW.get(data.directions.get(c, ''), '')}".strip() for c in cols], out,
+                       bool(notes))
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""Inspecting runs from the terminal: `adrs problems`, `list`, `show`, `diff`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from evolve.cli.app import make_console, app
+
+
+@app.command()
+def problems() -> None:
+    """List the bundled problems."""
+    from evolve import problem as pm
+    for d in pm.bundled_problems():
+        spec = pm.load(d, check_evaluator=False)
+        print(f"{spec.name:16s} {spec.description}")
+
+
+@app.command("list")
+def list_(runs_dir: Path = typer.Option(Path("runs"), help="folder of run folders"),
+          db: Optional[str] = typer.Option(None, help="list the runs inside this SQLAlchemy URL")) -> None:
+    """List runs."""
+    from rich.table import Table
+    from evolve.store import Store, sqlite_url
+    from evolve.cli.views import run_summary
+    stores = [Store(db)] if db else [Store(sqlite_url(p)) for p in sorted(runs_dir.glob("*/lineage.db"))]
+    t = Table()
+    for c in ("run", "problem", "seed", "iterations", "best", "failures", "status"):
+        t.add_column(c)
+    for st in stores:
+        for r in st.runs():
+            s = run_summary(st, r.id)
+            best = "-" if s["best"] is None else f"{s['best']['score']:.4g}"
+            t.add_row(r.id, r.problem, str(r.seed), str(s["iterations"]), best,
+                      str(sum(s["failures"].values())), s["status"])
+        st.close()
+    make_console().print(t if t.row_count else f"no runs in {db or runs_dir}")
+
+
+def _open(run: str, db: Optional[str]):
+    from evolve.run import session
+    p = Path(run)
+    if not db and not p.exists() and (Path("runs") / run).exists():
+        p = Path("runs") / run
+    return session.open_run(str(p), db or "", p.name if db else "")
+
+
+@app.command()
+def show(run: str = typer.Argument(..., help="run folder or run id"),
+         program: Optional[int] = typer.Argument(None, help="program id"),
+         as_json: bool = typer.Option(False, "--json"),
+         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
+    """Show a run's summary, or one program: code, metrics, parent, how it was made."""
+    from evolve.cli import views
+    h = _open(run, db)
+    if program is not None:
+        if as_json:
+            print(json.dumps(views.program_json(h.store, h.run_id, program), indent=2))
+        else:
+            views.print_program(make_console(), h.store, h.run_id, program)
+        return
+    summary = views.run_summary(h.store, h.run_id)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console = make_console()
+    for k in ("run", "problem", "seed", "sandbox", "status", "iterations", "attempts", "programs_ok",
+              "failures", "best", "isolation"):
+        console.print(f"[bold]{k}[/]: {summary[k]}")
+    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
+                        h.cfg.final_top_k)
+
+
+@app.command()
+def diff(run: str = typer.Argument(...), a: int = typer.Argument(..., help="program id"),
+         b: int = typer.Argument(..., help="program id"),
+         db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
+    """Show the diff between two programs of a run."""
+    from rich.syntax import Syntax
+    from evolve.search.edits import unified_diff
+    h = _open(run, db)
+    pa, pb = h.store.program(h.run_id, a), h.store.program(h.run_id, b)
+    text = unified_diff(pa.source, pb.source)
+    make_console().print(Syntax(text, "diff") if text else "(identical)")

@@ -1,0 +1,217 @@
+"""The `adrs` command line (typer). Heavy modules are imported inside commands so `adrs --help` is instant.
+
+Every user error ends as one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from evolve.cli.app import make_console, app
+from evolve.errors import AdrsError
+
+LLM_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY")
+
+
+def _run_config(problem: str, config: Optional[Path], flags: dict):
+    from evolve import config as cfgmod
+    base = cfgmod.load_file(config) if config else cfgmod.RunConfig()
+    given = {k: v for k, v in flags.items() if v is not None}
+    return cfgmod.build({"problem": problem, **given}, "command line", base)
+
+
+@app.command()
+def run(problem: str = typer.Argument(..., help="bundled problem name or path to a problem folder"),
+        iterations: Optional[int] = typer.Option(None, help="child iterations to run (default 100)"),
+        seed: Optional[int] = typer.Option(None, help="run seed (default 0)"),
+        max_wall_time: Optional[float] = typer.Option(None, help="stop proposing after this many seconds"),
+        eval_slots: Optional[int] = typer.Option(None, help="evaluation worker processes (concurrent sandboxed evaluations)"),
+        proposals: Optional[int] = typer.Option(None, help="concurrent proposals"),
+        db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the lineage store"),
+        runs_dir: Optional[str] = typer.Option(None, help="where run folders go (default runs/)"),
+        run_id: Optional[str] = typer.Option(None, help="name of the run (default <problem>-<time>-s<seed>)"),
+        config: Optional[Path] = typer.Option(None, help="TOML file of run settings"),
+        sandbox: Optional[str] = typer.Option(None, help="sandbox backend: local or docker"),
+        model: Optional[List[str]] = typer.Option(None, "--model", help="litellm model string, optionally "
+                                                  "MODEL:WEIGHT; repeat for an ensemble"),
+        api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, Ollama, ...)"),
+        max_cost: Optional[float] = typer.Option(None, help="stop proposing at this many dollars")) -> None:
+    """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
+    cfg = _run_config(problem, config, dict(
+        iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
+        proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
+        models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost))
+    from evolve.run import session
+    console = make_console()
+    from evolve.cli.llm import announce_proposer
+    announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
+    sb = session.make_workers(cfg)
+    h = None
+    try:
+        h = session.create(cfg, sb)
+        console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
+                      f"store {h.store.url}")
+        _execute(h, sb, console, resumed=False)
+    except KeyboardInterrupt:
+        _interrupted(console, h)
+    finally:
+        sb.close()
+
+
+@app.command()
+def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
+           iterations: Optional[int] = typer.Option(None, help="raise the iteration budget"),
+           db: Optional[str] = typer.Option(None, help="SQLAlchemy URL, when the run is not in a run folder"),
+           run_id: Optional[str] = typer.Option(None, help="run id inside --db")) -> None:
+    """Continue a stopped or killed run from its lineage store."""
+    import dataclasses
+    from evolve.run import session
+    h = session.open_run(run, db or "", run_id or "")
+    if iterations is not None:
+        h.cfg = dataclasses.replace(h.cfg, iterations=iterations)
+    console = make_console()
+    console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
+    sb = session.make_workers(h.cfg, h.spec)
+    try:
+        _execute(h, sb, console, resumed=True)
+    except KeyboardInterrupt:
+        _interrupted(console, h)
+    finally:
+        sb.close()
+
+
+def _interrupted(console, h) -> None:
+    """Ctrl-C at any point of run/resume: say what is kept and how to go on; exit 130."""
+    if h is None:
+        console.print("interrupted before the run started; nothing was recorded")
+    else:
+        events = h.store.events(h.run_id)
+        if not events or events[-1].kind != "interrupted":  # session.execute records it when inside the loop
+            h.store.add_event(h.run_id, "interrupted", f"at iteration {h.store.last_iteration(h.run_id)}")
+        console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
+    raise typer.Exit(130)
+
+
+def _execute(h, sb, console, resumed: bool) -> None:
+    from evolve.run import session
+    from evolve.cli import views
+    from evolve.cli.llm import make_proposer, print_llm_usage
+    session.execute(h, sb, make_proposer(h), console, resumed=resumed)
+    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
+                        h.cfg.final_top_k)
+    print_llm_usage(console, h.store, h.run_id)
+    infra = h.store.failure_counts(h.run_id).get("infrastructure", 0)
+    if infra:  # the sandbox failed, not the programs: say so plainly
+        console.print(f"[yellow]{infra} evaluation(s) failed because the sandbox itself failed (reason "
+                      f"'infrastructure', each retried once); see `adrs show {h.run_dir}`[/]")
+    console.print(f"lineage: {h.store.url}")
+
+
+@app.command("eval")
+def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"),
+          file: Path = typer.Argument(..., help="program file to score"),
+          split: str = typer.Option("train", help="train or held-out"),
+          sandbox: str = typer.Option("local", help="sandbox backend: local or docker"),
+          no_sandbox: bool = typer.Option(False, "--no-sandbox",
+                                          help="import FILE in this process, for debugging YOUR OWN trusted code"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Score one program file exactly as the loop would, and print per-workload metrics."""
+    from evolve import problem as pm
+    from evolve.run.scoring import ProgramScorer
+    if split not in pm.SPLITS:
+        raise AdrsError(f"--split must be one of {', '.join(pm.SPLITS)}, not '{split}'")
+    spec = pm.load(problem)
+    if not file.is_file():
+        raise AdrsError(f"{file}: no such file")
+    source = file.read_text()
+    try:
+        names = pm.defined_functions(source)
+    except SyntaxError as e:
+        raise AdrsError(f"{file}: not valid Python: {e.msg} (line {e.lineno})") from None
+    missing = [n for n in spec.entry.names if n not in names]
+    if missing:
+        raise AdrsError(f"{file}: does not define the entry point {', '.join(n + '()' for n in missing)}")
+    sb = _eval_sandbox(spec, sandbox, no_sandbox)
+    try:
+        out = ProgramScorer(spec, sb).score(source, [(split, spec.workload_ids(split))])
+    finally:
+        sb.close()
+    if as_json:
+        print(json.dumps({"status": out.status, "reason": out.reason, "message": out.message,
+                          "score": out.mean(split, spec.objective.score),
+                          "metrics": out.metric_means(split),
+                          "workloads": [{"workload": r.workload, "metrics": r.metrics, "samples": r.samples}
+                                        for r in out.results.get(split, [])],
+                          "artifacts": out.artifacts}, indent=2))
+    else:
+        from evolve.cli.views import workload_table
+        console = make_console()
+        if out.ok:
+            console.print(workload_table(out.results, f"{file} on {spec.name} ({split})"))
+            console.print(f"{spec.objective.score}: {out.mean(split, spec.objective.score):.6g}")
+        else:
+            console.print(f"[red]failed[/]: {out.reason}: {out.message}")
+            for k, v in out.artifacts.items():
+                console.rule(k)
+                console.print(v, markup=False, highlight=False)
+    if not out.ok:
+        raise typer.Exit(1)
+
+
+def _eval_sandbox(spec, sandbox: str, no_sandbox: bool):
+    if no_sandbox:  # for an author's own code: prints reach the terminal and a debugger works
+        make_console(stderr=True).print(
+            "[bold red]WARNING: --no-sandbox imports the program into this process: no isolation, no limits, "
+            "your environment and API keys in reach. Use it only to debug code you trust.[/]")
+        from sandbox.inprocess import InProcessSandbox
+        return InProcessSandbox()
+    from evolve.config import SANDBOXES, RunConfig
+    from evolve.run.session import make_sandbox
+    if sandbox not in SANDBOXES:
+        raise AdrsError(f"--sandbox must be one of {', '.join(SANDBOXES)}, not '{sandbox}'")
+    return make_sandbox(RunConfig(sandbox=sandbox, eval_slots=1), spec)
+
+
+# Commands live in modules by concept; each registers itself on `app` when imported here.
+from evolve.cli import browse as cli_inspect  # noqa: E402,F401  problems, list, show, diff
+from evolve.cli import sandbox as cli_sandbox  # noqa: E402,F401  sandbox build, sandbox status
+from evolve.cli import llm as cli_llm  # noqa: E402,F401  replay, doctor
+from evolve.cli import report as cli_report  # noqa: E402,F401  report, compare
+
+
+def main(argv: List[str] | None = None) -> None:
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="adrs")
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as e:
+        code = e.exit_code
+    except typer.Abort:
+        print("adrs: aborted", file=sys.stderr)
+        code = 130
+    except AdrsError as e:
+        print(f"adrs: error: {e}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("adrs: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as e:
+        if not _is_usage_error(e):
+            raise
+        if e.format_message():
+            print(f"adrs: error: {e.format_message()}", file=sys.stderr)
+        code = getattr(e, "exit_code", 2)
+    sys.exit(code)
+
+
+def _is_usage_error(e: Exception) -> bool:
+    # typer vendors click's exception classes; recognise them by shape, not by a private import path
+    return hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Proposing with LLMs: prompts, answers, the litellm client, the model ensemble, usage, replay."""

@@ -1,0 +1,136 @@
+"""One run, start to finish: create or reopen its store, wire sandbox, proposer and evaluator, run the loop,
+then score the finalists on held-out workloads. The CLI is a thin layer over this module."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import platform
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from evolve import problem as problem_mod
+from evolve.config import RunConfig
+from evolve.run.controller import Controller, LoopStats
+from evolve.errors import AdrsError
+from evolve.run.scoring import ProgramScorer
+from evolve.run.worker import default_sandbox
+from evolve.run.workers import WorkerPool
+from evolve.run.holdout import score_final
+from evolve.run.progress import Progress
+from evolve.search.proposer import MutatorProposer, Proposer
+from evolve.store import Run, Store, sqlite_url
+
+DB_NAME = "lineage.db"
+
+
+@dataclass
+class RunHandle:
+    run_id: str
+    run_dir: Path
+    store: Store
+    cfg: RunConfig
+    spec: problem_mod.ProblemSpec
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    from evolve import __version__
+    from evolve.store import SQLALCHEMY_VERSION
+    return {"adrs": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "sqlalchemy": SQLALCHEMY_VERSION}
+
+
+def make_workers(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None) -> WorkerPool:
+    """The run's evaluation backend: `eval_slots` trusted worker processes, each with its own evaluator
+    and sandbox (started once per run, reused for every program)."""
+    spec = spec or problem_mod.load(cfg.problem)
+    return WorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots)
+
+
+def make_sandbox(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None):
+    """One sandbox backend in this process (for `adrs eval` and `doctor`); runs use make_workers."""
+    spec = spec or problem_mod.load(cfg.problem, check_evaluator=False)
+    return default_sandbox(spec, cfg.sandbox, pool_size=2 * cfg.eval_slots)
+
+
+def new_run_id(spec_name: str, seed: int, runs_dir: Path) -> str:
+    base = f"{spec_name}-{time.strftime('%Y%m%d-%H%M%S')}-s{seed}"
+    rid, n = base, 1
+    while (runs_dir / rid).exists():
+        n += 1
+        rid = f"{base}-{n}"
+    return rid
+
+
+def create(cfg: RunConfig, sandbox) -> RunHandle:
+    spec = problem_mod.load(cfg.problem)
+    runs_dir = Path(cfg.runs_dir)
+    run_id = cfg.run_id or new_run_id(spec.name, cfg.seed, runs_dir)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
+        raise AdrsError(f"run id '{run_id}': use letters, digits, '.', '_' and '-' only")
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(cfg.db or sqlite_url(run_dir / DB_NAME), create=True)
+    cfg = dataclasses.replace(cfg, run_id=run_id)
+    store.create_run(Run(id=run_id, problem=spec.name, problem_dir=str(spec.directory), seed=cfg.seed,
+                         config=cfg.to_json(), sandbox=cfg.sandbox,
+                         isolation=json.dumps(sandbox.isolation(), sort_keys=True),
+                         versions=json.dumps(versions(), sort_keys=True), created_at=time.time()))
+    return RunHandle(run_id, run_dir, store, cfg, spec)
+
+
+def open_run(target: str, db: str = "", run_id: str = "") -> RunHandle:
+    """A run folder (runs/<id>), or a run id inside a database given with --db."""
+    store, rid, run_dir = locate(target, db, run_id)
+    run = store.run(rid)
+    cfg = RunConfig.from_json(run.config)
+    spec = problem_mod.load(run.problem_dir)
+    return RunHandle(rid, run_dir, store, cfg, spec)
+
+
+def locate(target: str, db: str = "", run_id: str = "") -> tuple[Store, str, Path]:
+    """The store, run id and run folder of a run, without loading its problem (which may live elsewhere)."""
+    path = Path(target)
+    if db:
+        store, rid, run_dir = Store(db), run_id or path.name, path
+    else:
+        dbfile = path / DB_NAME if path.is_dir() else path
+        if not dbfile.is_file():
+            raise AdrsError(f"{target}: no run here (expected {dbfile})")
+        store = Store(sqlite_url(dbfile))
+        runs = store.runs()
+        if not runs:
+            raise AdrsError(f"{dbfile}: holds no run")
+        rid, run_dir = run_id or runs[-1].id, dbfile.parent
+    store.run(rid)  # a clear error if the id is not there
+    return store, rid, run_dir
+
+
+def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, resumed: bool) -> LoopStats:
+    """Run (or continue) the loop and the final held-out scoring. Ctrl-C: record and re-raise.
+    `backend`: a WorkerPool (make_workers), or a sandbox to score in threads of this process."""
+    scorer = backend if isinstance(backend, WorkerPool) else ProgramScorer(h.spec, backend)
+    ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score)
+    ctl.stop_hooks.append(ctl.proposer.stop_reason)  # e.g. the LLM proposer's cost budget
+    if resumed:
+        h.store.add_event(h.run_id, "resumed", f"from iteration {h.store.last_iteration(h.run_id)}")
+    try:
+        with Progress(console, h.cfg.iterations, h.run_id) as prog:
+            ctl.on_commit = prog.on_commit
+            stats = asyncio.run(ctl.run())
+        console.print(f"search stopped by {ctl.stopped_by}; scoring finalists and baselines on held-out workloads")
+        asyncio.run(score_final(h.spec, h.store, h.run_id, scorer.score, h.cfg.eval_slots, h.cfg.final_top_k))
+    except KeyboardInterrupt:
+        h.store.add_event(h.run_id, "interrupted", f"at iteration {h.store.last_iteration(h.run_id)}")
+        raise
+    except AdrsError as e:
+        h.store.add_event(h.run_id, "failed", str(e))
+        raise
+    h.store.add_event(h.run_id, "finished", ctl.stopped_by)
+    return stats

@@ -1,0 +1,1 @@
+"""The search: archive (islands, MAP-Elites), features, edits and regions, the offline mutator and crossover."""
