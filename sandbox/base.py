@@ -71,8 +71,39 @@ class Artifacts:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class DecisionMeter:
+    """The decision time a candidate is charged, added up per call; shared by every backend's handle."""
+
+    def __init__(self) -> None:
+        self._decision_ns = 0
+        self._calls = 0
+
+    def _charge(self, spent_ns: int) -> int:
+        """Count one answered call that took `spent_ns` beyond the baseline (floored at 0); return it."""
+        spent_ns = max(0, spent_ns)
+        self._calls += 1
+        self._decision_ns += spent_ns
+        return spent_ns
+
+    @property
+    def decision_s(self) -> float:
+        """Seconds spent deciding over every call so far (round trip minus the baseline, floored at 0)."""
+        return self._decision_ns / 1e9
+
+    @property
+    def calls(self) -> int:
+        """Calls answered so far (each repeat of a timed call counts)."""
+        return self._calls
+
+
 class Candidate(Protocol):
-    """A live candidate inside a sandbox. Every method may raise CandidateError."""
+    """A live candidate inside a sandbox. Every method may raise CandidateError; a CandidateError raised
+    by a backend carries the candidate's `artifacts` as an attribute too."""
+
+    @property
+    def artifacts(self) -> Artifacts:
+        """What the candidate printed so far (capped stdout/stderr) and backend notes: final once it
+        ended, a snapshot while it runs. Kept for prompts and reports, never parsed for scores."""
 
     @property
     def decision_s(self) -> float:

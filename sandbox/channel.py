@@ -23,7 +23,7 @@ from collections import deque
 from typing import Any, NoReturn
 
 from sandbox import outcome, protocol
-from sandbox.base import Artifacts, CandidateError, Limits
+from sandbox.base import Artifacts, CandidateError, DecisionMeter, Limits
 
 BASELINE_WARMUP = 8     # first exchanges of a fresh process are slow (cold caches): not counted
 BASELINE_WINDOW = 31    # the most recent empty calls, whose median is the baseline
@@ -39,7 +39,7 @@ EMPTY = protocol.encode({"op": "empty", "args": []})
 EMPTY_OK = protocol.encode({"ok": True, "result": None})
 
 
-class FramedCandidate(abc.ABC):
+class FramedCandidate(DecisionMeter, abc.ABC):
     """A live candidate. Every method may raise CandidateError (with `.artifacts` attached)."""
 
     def __init__(self, fd: int, watch: tuple[int, ...], limits: Limits) -> None:
@@ -54,8 +54,7 @@ class FramedCandidate(abc.ABC):
         self._window: deque[int] = deque(maxlen=BASELINE_WINDOW)  # recent empty round trips, ns
         self._base_ns = 0  # their median (capped), valid once the window is filled
         self._until_refresh = 0  # calls left before the next empty sample; <= 0: sample first
-        self._decision_ns = 0
-        self._calls = 0
+        DecisionMeter.__init__(self)
 
     # ------------------------------------------------------------ what a backend supplies
 
@@ -87,16 +86,6 @@ class FramedCandidate(abc.ABC):
         """Capped stdout/stderr: final once the candidate ended, otherwise a snapshot."""
         return self._final if self._final is not None else self._live_artifacts()
 
-    @property
-    def decision_s(self) -> float:
-        """Seconds spent deciding over every call so far (round trip minus the baseline, floored at 0)."""
-        return self._decision_ns / 1e9
-
-    @property
-    def calls(self) -> int:
-        """Calls answered so far (each repeat of a timed call counts)."""
-        return self._calls
-
     def call(self, function: str, *args: Any) -> Any:
         payload = protocol.encode({"op": "call", "fn": function, "args": list(args)})
         if self._until_refresh <= 0:
@@ -104,10 +93,7 @@ class FramedCandidate(abc.ABC):
         self._until_refresh -= 1
         t0 = time.perf_counter_ns()
         raw = self._exchange(payload, function)
-        spent = time.perf_counter_ns() - t0 - self._base_ns
-        self._calls += 1
-        if spent > 0:
-            self._decision_ns += spent
+        self._charge(time.perf_counter_ns() - t0 - self._base_ns)
         return self._result(raw, function)
 
     def timed_call(self, function: str, *args: Any, repeats: int = 1) -> tuple[Any, list[float]]:
@@ -117,9 +103,7 @@ class FramedCandidate(abc.ABC):
             self._refresh_baseline()  # an empty sample right before: the same load as the call
             t0 = time.perf_counter_ns()
             raw = self._exchange(payload, function)
-            spent = max(0, time.perf_counter_ns() - t0 - self._base_ns)
-            self._calls += 1
-            self._decision_ns += spent
+            spent = self._charge(time.perf_counter_ns() - t0 - self._base_ns)
             result = self._result(raw, function)
             times.append(spent / 1e9)
         return result, times

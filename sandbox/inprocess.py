@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sandbox import protocol
-from sandbox.base import Artifacts, CandidateError, Limits, check_entries
+from sandbox.base import Artifacts, CandidateError, DecisionMeter, Limits, check_entries
 from sandbox.runner import missing_entries
 from sandbox.state_mirror import Mirror, StateError
 
@@ -46,7 +46,7 @@ def _cross(value: Any) -> Any:
     return protocol.decode(protocol.encode(value))
 
 
-class InProcessCandidate:
+class InProcessCandidate(DecisionMeter):
     """A candidate module executed in this process; the Candidate protocol without a sandbox."""
 
     def __init__(self, source: str, name: str = "candidate", entries: tuple[str, ...] = ()) -> None:
@@ -70,8 +70,7 @@ class InProcessCandidate:
             self.close()
             raise CandidateError("import_error", missing)
         self._mirror = Mirror()
-        self._decision_ns = 0
-        self._calls = 0
+        DecisionMeter.__init__(self)
 
     @classmethod
     def from_file(cls, path: str | Path, entries: tuple[str, ...] = ()) -> "InProcessCandidate":
@@ -82,14 +81,6 @@ class InProcessCandidate:
     def artifacts(self) -> Artifacts:
         """Nothing is captured: output went to this process's own stdout/stderr."""
         return Artifacts()
-
-    @property
-    def decision_s(self) -> float:
-        return self._decision_ns / 1e9
-
-    @property
-    def calls(self) -> int:
-        return self._calls
 
     def call(self, function: str, *args: Any) -> Any:
         return self._invoke(function, args)[0]
@@ -127,9 +118,7 @@ class InProcessCandidate:
             raise CandidateError("exception", _one_line(f"in {function}(): {type(e).__name__}: {e}"),
                                  _candidate_traceback(e)) from e
         finally:
-            spent = time.perf_counter_ns() - t0
-            self._calls += 1
-            self._decision_ns += spent
+            spent = self._charge(time.perf_counter_ns() - t0)
         try:
             return _cross(result), spent
         except TypeError as e:
