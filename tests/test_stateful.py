@@ -148,3 +148,14 @@ def test_the_prompt_lists_every_entry_function(spec):
     text = entry_points(spec)
     assert "init(config: dict) -> None: called once at the start of every workload" in text
     assert "pick(queue: dict[str, numpy.ndarray]) -> int: whenever the server is free" in text
+
+
+def test_eval_on_any_workload_the_problem_accepts():
+    r = adrs("eval", str(STATEFUL), str(STATEFUL / "initial.py"), "--workload", "s42", "--workload", "s5", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)["workloads"]
+    assert [w["workload"] for w in got] == ["s42", "s5"] and all("behind" in w["feedback"] for w in got)
+    bad = adrs("eval", str(STATEFUL), str(STATEFUL / "initial.py"), "--workload", "x1")
+    assert bad.returncode != 0 and "--workload 'x1'" in bad.stderr and "s<seed>" in bad.stderr
+    both = adrs("eval", str(STATEFUL), str(STATEFUL / "initial.py"), "--workload", "s1", "--split", "train")
+    assert both.returncode != 0 and "not both" in both.stderr

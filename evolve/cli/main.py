@@ -115,7 +115,9 @@ def _execute(h, sb, console, resumed: bool) -> None:
 @app.command("eval")
 def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"),
           file: Path = typer.Argument(..., help="program file to score"),
-          split: str = typer.Option("train", help="train or held-out"),
+          split: Optional[str] = typer.Option(None, help="train (default) or held-out"),
+          workload: Optional[List[str]] = typer.Option(None, "--workload", help="score on this workload id "
+                                                       "instead of a split (repeatable; any id the problem accepts)"),
           sandbox: str = typer.Option("local", help="sandbox backend: local or docker"),
           no_sandbox: bool = typer.Option(False, "--no-sandbox",
                                           help="import FILE in this process, for debugging YOUR OWN trusted code"),
@@ -123,9 +125,49 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
     """Score one program file exactly as the loop would, and print per-workload metrics."""
     from evolve import problem as pm
     from evolve.run.scoring import ProgramScorer
-    if split not in pm.SPLITS:
-        raise AdrsError(f"--split must be one of {', '.join(pm.SPLITS)}, not '{split}'")
     spec = pm.load(problem)
+    label, ids = _eval_workloads(spec, split, workload or [])
+    source = _eval_source(spec, file)
+    sb = _eval_sandbox(spec, sandbox, no_sandbox)
+    try:
+        out = ProgramScorer(spec, sb).score(source, [(label, ids)])
+    finally:
+        sb.close()
+    if as_json:
+        print(json.dumps({"status": out.status, "reason": out.reason, "message": out.message,
+                          "score": out.mean(label, spec.objective.score),
+                          "metrics": out.metric_means(label),
+                          "workloads": [{"workload": r.workload, "metrics": r.metrics, "samples": r.samples,
+                                         "feedback": r.feedback} for r in out.results.get(label, [])],
+                          "artifacts": out.artifacts}, indent=2))
+    else:
+        _print_scorecard(out, spec, label, f"{file} on {spec.name} ({label})")
+    if not out.ok:
+        raise typer.Exit(1)
+
+
+def _eval_workloads(spec, split: str | None, workloads: list[str]) -> tuple[str, tuple[str, ...]]:
+    """A split's workloads, or the ids given with --workload (checked by the problem's evaluator)."""
+    from evolve import problem as pm
+    from evaluators.base import ConfigError
+    if workloads and split:
+        raise AdrsError("give --split or --workload, not both")
+    if not workloads:
+        split = split or "train"
+        if split not in pm.SPLITS:
+            raise AdrsError(f"--split must be one of {', '.join(pm.SPLITS)}, not '{split}'")
+        return split, spec.workload_ids(split)
+    evaluator = spec.make_evaluator()
+    for wid in workloads:
+        try:
+            evaluator.check_workload(wid)
+        except ConfigError as e:
+            raise AdrsError(f"--workload '{wid}': {e}") from None
+    return "workloads", tuple(workloads)
+
+
+def _eval_source(spec, file: Path) -> str:
+    from evolve import problem as pm
     if not file.is_file():
         raise AdrsError(f"{file}: no such file")
     source = file.read_text()
@@ -136,31 +178,23 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
     missing = [n for n in spec.entry.names if n not in names]
     if missing:
         raise AdrsError(f"{file}: does not define the entry point {', '.join(n + '()' for n in missing)}")
-    sb = _eval_sandbox(spec, sandbox, no_sandbox)
-    try:
-        out = ProgramScorer(spec, sb).score(source, [(split, spec.workload_ids(split))])
-    finally:
-        sb.close()
-    if as_json:
-        print(json.dumps({"status": out.status, "reason": out.reason, "message": out.message,
-                          "score": out.mean(split, spec.objective.score),
-                          "metrics": out.metric_means(split),
-                          "workloads": [{"workload": r.workload, "metrics": r.metrics, "samples": r.samples}
-                                        for r in out.results.get(split, [])],
-                          "artifacts": out.artifacts}, indent=2))
+    return source
+
+
+def _print_scorecard(out, spec, label: str, title: str) -> None:
+    from evolve.cli.views import workload_table
+    console = make_console()
+    if out.ok:
+        console.print(workload_table(out.results, title))
+        for r in out.results.get(label, []):
+            if r.feedback:
+                console.print(f"{r.workload}: {r.feedback}", markup=False, highlight=False)
+        console.print(f"{spec.objective.score}: {out.mean(label, spec.objective.score):.6g}")
     else:
-        from evolve.cli.views import workload_table
-        console = make_console()
-        if out.ok:
-            console.print(workload_table(out.results, f"{file} on {spec.name} ({split})"))
-            console.print(f"{spec.objective.score}: {out.mean(split, spec.objective.score):.6g}")
-        else:
-            console.print(f"[red]failed[/]: {out.reason}: {out.message}")
-            for k, v in out.artifacts.items():
-                console.rule(k)
-                console.print(v, markup=False, highlight=False)
-    if not out.ok:
-        raise typer.Exit(1)
+        console.print(f"[red]failed[/]: {out.reason}: {out.message}")
+        for k, v in out.artifacts.items():
+            console.rule(k)
+            console.print(v, markup=False, highlight=False)
 
 
 def _eval_sandbox(spec, sandbox: str, no_sandbox: bool):
