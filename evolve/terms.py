@@ -7,19 +7,7 @@ union, which the report and `adrs show` group by.
 """
 from __future__ import annotations
 
-import enum
-
-from sandbox.base import Reason as CandidateReason
-
-
-class Word(str, enum.Enum):
-    """A str enum that prints and formats as its value (enum.StrEnum exists only from Python 3.11)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+from sandbox.base import Reason as CandidateReason, Word
 
 
 class Status(Word):

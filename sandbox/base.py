@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class Reason(str, enum.Enum):
+class Word(str, enum.Enum):
+    """A str enum that stores, compares, prints and formats as its plain value (enum.StrEnum is 3.11+)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Reason(Word):
     """Why a candidate failed, as recorded in the lineage store: a closed set so reports can group by it.
     A str enum: stored and compared as its plain value."""
 
@@ -26,12 +36,6 @@ class Reason(str, enum.Enum):
     PROTOCOL = "protocol"              # spoke garbage on the pipe (too large frame, undecodable data)
     INFRASTRUCTURE = "infrastructure"  # the sandbox itself failed (or refused the trusted side's state
                                        # delta); not the candidate's fault
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
 
 
 REASONS = tuple(r.value for r in Reason)

@@ -37,7 +37,7 @@ class LlmSchedulerEvaluator(Evaluator):
 
     def _run(self, candidate: Candidate, w: Workload, load: float) -> Level:
         # each level is a fresh serving instance (request ids start at 0 again), so the policy starts over
-        candidate.call("init", w.init_config(self.settings))
+        candidate.call("init", w.init_config())
         result = simulate(w.requests(load), self.settings.gpu, SandboxPolicy(candidate), w.engine_config())
         return score_level(load, result.records, w.slo)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from evaluators.base import ConfigError
 from evaluators.serving.engine import EngineConfig, simulate
-from evaluators.serving.gpu import GpuModel, gpu_model
+from evaluators.serving.gpu import BLOCK_TOKENS, GpuModel, gpu_model
 from evaluators.serving.metrics import Slo
 from evaluators.serving.policies import Fcfs
 from evaluators.serving.requests import Requests
@@ -79,22 +79,24 @@ class Workload:
     slo: Slo
     seed: int
     base_requests: Requests
+    settings: Settings
 
     def engine_config(self) -> EngineConfig:
-        s = self._settings
+        s = self.settings
         return EngineConfig(token_budget=s.token_budget, max_running=s.max_running,
                             predictor_sigma=s.predictor_sigma, seed=self.seed)
 
-    def init_config(self, s: "Settings") -> dict:
+    def init_config(self) -> dict:
         """The static facts the candidate's init(config) gets (never lengths, loads or arrivals)."""
+        s = self.settings
         g = s.gpu
         return {"workload_class": self.kind, "model": s.model, "device": s.device, "gpu": g.name,
-                "token_budget": s.token_budget, "max_running": s.max_running, "block_tokens": 16,
+                "token_budget": s.token_budget, "max_running": s.max_running, "block_tokens": BLOCK_TOKENS,
                 "kv_blocks_total": g.kv_blocks, "slo_ttft_s": self.slo.ttft_s, "slo_tpot_s": self.slo.tpot_s,
                 "predictor_sigma": s.predictor_sigma}
 
     def requests(self, load: float) -> Requests:
-        cap = capacity(self.base, self._settings)
+        cap = capacity(self.base, self.settings)
         r = self.base_requests
         span = float(r.arrival_s[-1] - r.arrival_s[0])
         if span <= 0:   # everything at once: nothing to scale
@@ -103,9 +105,8 @@ class Workload:
         arrival = (r.arrival_s - r.arrival_s[0]) * (offered / (load * cap))
         return replace(r, arrival_s=arrival, name=f"{r.name} @ {load:g} x {cap:.2f} req/s")
 
-    _settings: Settings = Settings()
 
-
+@functools.lru_cache(maxsize=64)  # checked at spec load, then scored for every program: generate or read once
 def parse_workload(workload_id: str, settings: Settings) -> Workload:
     base, sep, loads_text = workload_id.partition("@")
     if not sep or not loads_text:

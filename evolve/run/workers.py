@@ -138,7 +138,6 @@ class WorkerPool:
             out.artifacts["retried"] = f"{prior}; {note}" if prior else note
         return out
 
-    evaluate = score
 
     def isolation(self) -> dict[str, str]:
         """The isolation facts of a worker's sandbox (all workers build the same kind), for the run record."""
