@@ -22,6 +22,8 @@ else:  # pragma: no cover
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "problems"
 SPLITS = (Split.TRAIN.value, Split.HELD_OUT.value)  # the splits a user can ask for
+# What `adrs problems` groups by; a closed list so that listings stay comparable across problems.
+FAMILIES = ("scheduling", "load balancing", "placement", "networking", "data layout", "repair", "other")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class ProblemSpec:
     baselines: dict[str, str] = field(default_factory=dict)  # name -> path relative to directory
     prompt: str = "README.md"
     sandbox_packages: tuple[str, ...] = ()  # [sandbox] packages: extra pip requirements for the Docker image
+    family: str = "other"  # one of FAMILIES
 
     @property
     def path(self) -> Path:
@@ -187,7 +190,7 @@ class _Ctx:
 
 
 def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
-    c.only(raw, {"name", "description", "prompt", "entry", "evaluator", "workloads", "objective", "limits",
+    c.only(raw, {"name", "description", "family", "prompt", "entry", "evaluator", "workloads", "objective", "limits",
                  "baselines", "sandbox"}, "")
     entry_t = c.table(raw, "entry")
     c.only(entry_t, {"file", "function", "signature", "doc", "functions"}, "entry")
@@ -227,6 +230,9 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     sandbox_t = c.table(raw, "sandbox", required=False)
     c.only(sandbox_t, {"packages"}, "sandbox")
     packages = c.str_list(sandbox_t, "packages", "sandbox", required=False)
+    family = c.get(raw, "family", str, "", "other")
+    if family not in FAMILIES:
+        raise c.fail("family", f"'{family}' is not one of: {', '.join(FAMILIES)}")
     return ProblemSpec(
         name=c.get(raw, "name", str, ""),
         description=c.get(raw, "description", str, ""),
@@ -240,6 +246,7 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         limits=limits,
         baselines=dict(base_t),
         sandbox_packages=packages,
+        family=family,
     )
 
 

@@ -91,3 +91,15 @@ def test_config_file_values(tmp_path):
         config.build({"eval_slots": 0}, "flags")
     with pytest.raises(AdrsError, match=r"iterations: must be int"):
         config.build({"iterations": "ten"}, "flags")
+
+
+def test_family_defaults_to_other_and_must_be_known(toy_copy):
+    assert problem.load(toy_copy).family == "other"
+    (toy_copy / "problem.toml").write_text('family = "scheduler"\n' + (toy_copy / "problem.toml").read_text())
+    with pytest.raises(AdrsError, match=r"family: 'scheduler' is not one of: scheduling"):
+        problem.load(toy_copy)
+
+
+def test_every_bundled_problem_names_its_family():
+    for d in problem.bundled_problems():
+        assert problem.load(d, check_evaluator=False).family != "other", d.name

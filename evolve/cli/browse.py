@@ -12,11 +12,11 @@ from evolve.cli.app import make_console, app
 
 @app.command()
 def problems() -> None:
-    """List the bundled problems."""
+    """List the bundled problems by family, each with its one-line description."""
     from evolve import problem as pm
-    for d in pm.bundled_problems():
-        spec = pm.load(d, check_evaluator=False)
-        print(f"{spec.name:16s} {spec.description}")
+    specs = [pm.load(d, check_evaluator=False) for d in pm.bundled_problems()]
+    for spec in sorted(specs, key=lambda s: (pm.FAMILIES.index(s.family), s.name)):
+        print(f"{spec.name:20s} {spec.family:15s} {spec.description}")
 
 
 @app.command("list")
