@@ -95,6 +95,22 @@ def test_protocol_round_trip_and_refusals():
     os.close(w)
 
 
+def test_columns_arrive_as_a_dict_of_writable_arrays_and_forgeries_are_refused():
+    import msgpack
+    table = protocol.Columns({"id": np.arange(4), "age_s": np.linspace(0, 1, 4), "flag": np.zeros(4, np.int8)})
+    back = protocol.decode(protocol.encode({"waiting": table, "empty": protocol.Columns({})}))
+    assert set(back["waiting"]) == {"id", "age_s", "flag"} and back["empty"] == {}
+    assert np.array_equal(back["waiting"]["age_s"], np.linspace(0, 1, 4)) and back["waiting"]["id"].dtype == np.int64
+    back["waiting"]["id"][0] = 9   # the candidate may scribble on its copy
+    assert back["waiting"]["id"][0] == 9 and table.arrays["id"][0] == 0
+    with pytest.raises(ValueError):
+        protocol.Columns({"a": np.arange(3), "b": np.arange(4)})
+    for body in (["id"], [["id"], ["|O"], 1, b"\0" * 8], [["id"], ["<i8"], 2, b"\0" * 8],
+                 [["id", "x"], ["<i8"], 1, b"\0" * 8], [[1], ["<i8"], 1, b"\0" * 8]):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.decode(msgpack.packb(msgpack.ExtType(protocol.COLUMNS_EXT, msgpack.packb(body))))
+
+
 # ---------------------------------------------------------------- success
 
 def test_normal_candidate_returns_numpy(sb):

@@ -15,6 +15,7 @@ from evaluators.serving.metrics import Slo, serving_metrics
 from evaluators.serving.policies import Fcfs, Sarathi
 from evaluators.serving.policy import Decision, Observation, Seq, observation_message
 from evaluators.serving.requests import Requests
+from sandbox import protocol
 
 # a step costs 1 ms + 10 us per token + 1 us per sampled token + 1 ns per attention pair + 2 ns per KV token read
 COST = StepCost(fixed_s=1e-3, token_s=1e-5, sampled_s=1e-6, pair_s=1e-9, kv_read_s=2e-9)
@@ -273,13 +274,13 @@ def test_the_observation_holds_no_true_output_length_and_predictions_are_noisy()
 
     class Peek(Fcfs):
         def decide(self, obs):
-            messages.append(observation_message(obs))
+            messages.append(protocol.decode(protocol.encode(observation_message(obs))))   # what a candidate gets
             return super().decide(obs)
 
     simulate(req, gpu(), Peek(), EngineConfig(predictor_sigma=0.7, seed=2))
-    cols = set(messages[0]["waiting"]) | set(messages[0]["running"])
+    cols = set(messages[0]["waiting"]) | set(messages[0]["running"]) | set(messages[0]["finished"])
     assert cols == {"id", "prompt_tokens", "generated", "kv_tokens", "prefill_left", "predicted_output",
-                    "preemptions", "age_s", "queued_s"}
+                    "preemptions", "cached", "session", "client", "tool_call", "age_s", "queued_s"}
     assert not hasattr(Seq(0, 1, 0.0, 1), "output_tokens")
     pred = {}
     for m in messages:
@@ -302,7 +303,7 @@ def test_the_observation_holds_no_true_output_length_and_predictions_are_noisy()
 # ---------------------------------------------------------------- metrics
 
 def test_metrics_from_hand_made_records():
-    from evaluators.serving.engine import Records
+    from evaluators.serving.records import Records
     rec = Records(arrival_s=np.array([0.0, 1.0, 2.0]), first_token_s=np.array([0.5, 1.1, 4.0]),
                   finish_s=np.array([1.5, 2.1, 4.0]), prompt_tokens=np.array([10, 10, 10]),
                   output_tokens=np.array([11, 3, 1]), preemptions=np.array([0, 2, 0]))

@@ -1,8 +1,9 @@
 """Trusted evaluator of the llm_scheduler problem: a sandboxed request scheduler on one serving instance.
 
 A workload id names a request workload (evaluators/serving/workloads.py) and the load levels to run it at,
-as fractions of the capacity of the reference policy (the built-in FCFS) measured by this simulator on the
-same model and GPU, so "0.8" means 80% of FCFS capacity wherever it runs:
+as fractions of the goodput capacity of the reference policy (the built-in FCFS: the rate at which it meets
+the SLOs for 90% of requests; capacity.py) measured by this simulator on the same model and GPU, so "0.8"
+means 80% of that capacity wherever it runs:
 
     <serving workload id>@<load>[,<load>...]        e.g.  azure-conv:seed=1:n=1000@0.7,1.2
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from evaluators.base import ConfigError, Evaluator, WorkloadResult
 from evaluators.llm_scheduler.adapter import SandboxPolicy
+from evaluators.llm_scheduler.capacity import level_requests
 from evaluators.llm_scheduler.scoring import Level, feedback, score_level, workload_metrics
 from evaluators.llm_scheduler.setup import Settings, Workload, parse_workload
 from evaluators.serving.engine import simulate
@@ -38,7 +40,7 @@ class LlmSchedulerEvaluator(Evaluator):
     def _run(self, candidate: Candidate, w: Workload, load: float) -> Level:
         # each level is a fresh serving instance (request ids start at 0 again), so the policy starts over
         candidate.call("init", w.init_config())
-        result = simulate(w.requests(load), self.settings.gpu, SandboxPolicy(candidate), w.engine_config())
+        result = simulate(level_requests(w, load), self.settings.gpu, SandboxPolicy(candidate), w.engine_config())
         return score_level(load, result.records, w.slo)
 
 

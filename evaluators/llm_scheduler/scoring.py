@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluators.serving.engine import Records
+from evaluators.serving.records import Records
 from evaluators.serving.metrics import Slo, latencies, serving_metrics, slo_met
 
 TAIL_WEIGHT = 0.2
 DIAGNOSTICS = ("throughput_rps", "output_tokens_per_s", "mean_ttft_s", "p99_ttft_s", "mean_tpot_s",
                "p99_tpot_s", "mean_e2e_s", "p99_e2e_s", "preemptions", "slo_attainment")
+OPTIONAL = ("mean_session_s", "client_fairness")   # workloads with sessions / with several clients
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,9 @@ def score_level(load: float, records: Records, slo: Slo) -> Level:
 def workload_metrics(levels: list[Level]) -> dict[str, float]:
     """`score` plus each diagnostic averaged over the levels, and per level the score and attainment."""
     out = {"score": float(np.mean([lv.level_score for lv in levels]))}
-    for key in DIAGNOSTICS:
-        out[key] = float(np.mean([lv.metrics[key] for lv in levels]))
+    for key in DIAGNOSTICS + OPTIONAL:
+        if all(key in lv.metrics for lv in levels):
+            out[key] = float(np.mean([lv.metrics[key] for lv in levels]))
     for lv in levels:
         out[f"score@{lv.load:g}"] = lv.level_score
         out[f"slo_attainment@{lv.load:g}"] = lv.metrics["slo_attainment"]

@@ -1,24 +1,18 @@
 """Workload ids, load levels, SLOs and the reference capacity of the llm_scheduler evaluator.
 
-Load is relative: the requests of a workload are generated once (evaluators/serving/workloads.py), the
-capacity of the reference policy (built-in FCFS) is measured on the same requests all arriving at t = 0
-(completion rate between the 10% and 90% completion marks, leaving out the fill and the drain), and for
-load L the arrival times are scaled so the mean offered rate is L x capacity. Scaling keeps the arrival
-process's shape (its CV, its bursts) and the lengths, so levels differ only in how hard they push.
+Load levels are fractions of a capacity measured per workload (capacity.py).
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from evaluators.base import ConfigError
-from evaluators.serving.engine import EngineConfig, simulate
+from evaluators.params import parse_params
+from evaluators.serving.engine import EngineConfig
 from evaluators.serving.gpu import BLOCK_TOKENS, GpuModel, gpu_model
 from evaluators.serving.metrics import Slo
-from evaluators.serving.policies import Fcfs
 from evaluators.serving.requests import Requests
 from evaluators.serving.workload_id import TraceSpec, parse_workload_id
 
@@ -30,6 +24,7 @@ SLOS = {
     "azure-code": Slo(2.0, 0.05),
     "sharegpt": Slo(2.0, 0.05),
     "mooncake": Slo(8.0, 0.10),
+    "agent": Slo(2.0, 0.05),   # an agent waits on each turn: chat-like targets, longer prompts
 }
 DEFAULT_SLO = Slo(2.0, 0.05)
 REFERENCE_DEVICE = ("h100", "llama-3-8b")
@@ -49,14 +44,12 @@ class Settings:
     token_budget: int = 8192
     max_running: int = 256
     predictor_sigma: float = 0.7
+    prefix_cache: bool = True   # vLLM's automatic prefix caching (on by default in vLLM V1)
     problem_dir: str = ""   # where relative trace paths resolve; set by make_evaluator, not a param
 
     @staticmethod
     def from_params(params: dict, problem_dir: Path | str = "") -> "Settings":
-        unknown = set(params) - set(Settings.__dataclass_fields__) | ({"problem_dir"} & set(params))
-        if unknown:
-            raise ConfigError(f"unknown llm_scheduler params: {', '.join(sorted(unknown))}")
-        return Settings(**params, problem_dir=str(problem_dir))
+        return parse_params(Settings, params, "llm_scheduler", problem_dir=str(problem_dir))
 
     @functools.cached_property
     def gpu(self) -> GpuModel:
@@ -83,8 +76,7 @@ class Workload:
 
     def engine_config(self) -> EngineConfig:
         s = self.settings
-        return EngineConfig(token_budget=s.token_budget, max_running=s.max_running,
-                            predictor_sigma=s.predictor_sigma, seed=self.seed)
+        return engine_config(s, self.seed)
 
     def init_config(self) -> dict:
         """The static facts the candidate's init(config) gets (never lengths, loads or arrivals)."""
@@ -94,16 +86,6 @@ class Workload:
                 "token_budget": s.token_budget, "max_running": s.max_running, "block_tokens": BLOCK_TOKENS,
                 "kv_blocks_total": g.kv_blocks, "slo_ttft_s": self.slo.ttft_s, "slo_tpot_s": self.slo.tpot_s,
                 "predictor_sigma": s.predictor_sigma}
-
-    def requests(self, load: float) -> Requests:
-        cap = capacity(self.base, self.settings)
-        r = self.base_requests
-        span = float(r.arrival_s[-1] - r.arrival_s[0])
-        if span <= 0:   # everything at once: nothing to scale
-            return r
-        offered = (len(r) - 1) / span
-        arrival = (r.arrival_s - r.arrival_s[0]) * (offered / (load * cap))
-        return replace(r, arrival_s=arrival, name=f"{r.name} @ {load:g} x {cap:.2f} req/s")
 
 
 @functools.lru_cache(maxsize=64)  # checked at spec load, then scored for every program: generate or read once
@@ -118,18 +100,20 @@ def parse_workload(workload_id: str, settings: Settings) -> Workload:
         raise ConfigError(f"workload '{workload_id}': loads must be numbers, got '{loads_text}'") from None
     if not all(0 < x <= 10 for x in loads):
         raise ConfigError(f"workload '{workload_id}': each load must be in (0, 10]")
-    requests, seed = _base_requests(base, settings.problem_dir)
+    requests, seed = base_requests(base, settings.problem_dir)
     kind = base.split(":", 1)[0]
+    return Workload(workload_id, base, kind, loads, slo_for(kind, settings), seed, requests, settings)
+
+
+def slo_for(kind: str, settings: Settings) -> Slo:
     slo = SLOS.get(kind, DEFAULT_SLO)
-    slo = Slo(slo.ttft_s * settings.slo_scale, slo.tpot_s * settings.slo_scale)
-    return Workload(workload_id, base, kind, loads, slo, seed, requests, settings)
+    return Slo(slo.ttft_s * settings.slo_scale, slo.tpot_s * settings.slo_scale)
 
 
 @functools.lru_cache(maxsize=64)
-def _base_requests(base: str, problem_dir: str) -> tuple[Requests, int]:
+def base_requests(base: str, problem_dir: str) -> tuple[Requests, int]:
     """The serving workload for `base` (a generated workload, or a trace file relative to the problem) and
-    its seed. Generated lengths do not depend on the rate, so the workload is made once at 1 request/s and
-    the load levels rescale its arrivals (see Workload.requests)."""
+    its seed (generated at 1 request/s: the lengths do not depend on the rate)."""
     spec = parse_workload_id(base, Path(problem_dir) if problem_dir else None)
     if isinstance(spec, TraceSpec):
         return spec.load().requests, spec.seed
@@ -138,16 +122,6 @@ def _base_requests(base: str, problem_dir: str) -> tuple[Requests, int]:
     return spec.requests(1.0), spec.seed
 
 
-@functools.lru_cache(maxsize=64)
-def capacity(base: str, settings: Settings) -> float:
-    """Requests/s the reference policy (built-in FCFS) completes with every request of `base` waiting."""
-    r, seed = _base_requests(base, settings.problem_dir)
-    n = len(r)
-    saturated = replace(r, arrival_s=np.zeros(n))
-    config = EngineConfig(token_budget=settings.token_budget, max_running=settings.max_running,
-                          predictor_sigma=settings.predictor_sigma, seed=seed)
-    done = np.sort(simulate(saturated, settings.gpu, Fcfs(), config).records.finish_s)
-    lo, hi = int(0.1 * n), int(0.9 * n)
-    if hi <= lo or done[hi] <= done[lo]:
-        raise ConfigError(f"workload '{base}' is too small to measure a capacity ({n} requests)")
-    return (hi - lo) / (done[hi] - done[lo])
+def engine_config(s: Settings, seed: int) -> EngineConfig:
+    return EngineConfig(token_budget=s.token_budget, max_running=s.max_running, predictor_sigma=s.predictor_sigma,
+                        seed=seed, prefix_cache=s.prefix_cache)

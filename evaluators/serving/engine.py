@@ -14,7 +14,13 @@ runs what it asks for:
     decision changed nothing, or the policy stays idle for max_idle_decisions decisions in a row, it breaks
     the progress rule (InvalidOutput). With the preemption limit this guarantees every request finishes.
 Arrivals become visible at the step boundary at or after their arrival time (a real engine schedules between
-iterations), or at once when the GPU is idle.
+iterations), or at once when the GPU is idle. The next turn of an agent session arrives a tool's run time
+after the previous turn finishes (arrival_queue.py).
+
+Prefix cache (EngineConfig.prefix_cache, for workloads with block hashes; prefix_cache.py): a request that
+leaves the running set offers its prompt's whole 512-token units to the cache, which lives in free memory;
+a waiting request sees as `cached` the prompt tokens it would find there, and on admission holds them as its
+own KV and prefills only the rest. A policy may `retain` a finished request's units for a time-to-live.
 
 Token semantics: a prefill that completes (the prompt, plus the generated tokens of a preempted request)
 emits one token at the end of its step, the first token on the first time (TTFT). Each decode step over a
@@ -32,14 +38,17 @@ from operator import attrgetter
 import numpy as np
 
 from evaluators.base import ConfigError, InvalidOutput
+from evaluators.serving.arrival_queue import ArrivalQueue, RoutedQueue
 from evaluators.serving.gpu import BLOCK_TOKENS as B, GpuModel
 from evaluators.serving.group import DecodeGroup
 from evaluators.serving.policy import DECODING, FINISHED, PREFILLING, WAITING, Observation, Policy, Seq
 from evaluators.serving.predictor import DEFAULT_SIGMA, predict_output
+from evaluators.serving.prefix_cache import UNIT_BLOCKS, UNIT_TOKENS, PrefixCache
+from evaluators.serving.records import Records, RunResult, RunStats
 from evaluators.serving.requests import Requests
 from evaluators.serving.rules import Plan, check
 
-_BY_ID = attrgetter("id")
+_BY_ARRIVAL = attrgetter("arrival_s", "id")
 
 
 @dataclass(frozen=True)
@@ -50,42 +59,15 @@ class EngineConfig:
     seed: int = 0                   # of the predictor's draws: the workload's seed
     max_preemptions: int = 100      # per request; more is a livelock, refused (rule preempt-limit)
     max_idle_decisions: int = 100   # idle decisions in a row while requests wait (rule progress)
+    prefix_cache: bool = False      # keep prompt prefixes in free KV memory (workloads with block hashes)
     reference: bool = False         # step-by-step reference mode (tests)
 
 
-@dataclass(frozen=True)
-class Records:
-    """Per request, indexed like the Requests: what the metrics are computed from."""
-
-    arrival_s: np.ndarray
-    first_token_s: np.ndarray
-    finish_s: np.ndarray
-    prompt_tokens: np.ndarray
-    output_tokens: np.ndarray
-    preemptions: np.ndarray
-
-
-@dataclass(frozen=True)
-class RunStats:
-    decisions: int
-    steps: int              # GPU steps
-    prefill_steps: int      # of which ran prefill chunks
-    decode_runs: int        # runs of alike decode steps advanced in closed form
-    idle_decisions: int
-    preemptions: int
-    busy_s: float           # GPU time spent in steps
-    end_s: float            # when the last request finished
-
-
-@dataclass(frozen=True)
-class RunResult:
-    records: Records
-    stats: RunStats
-    gpu: str
-
-
 class Engine:
-    def __init__(self, requests: Requests, gpu: GpuModel, policy: Policy, config: EngineConfig = EngineConfig()):
+    def __init__(self, requests: Requests, gpu: GpuModel, policy: Policy, config: EngineConfig = EngineConfig(),
+                 arrivals: ArrivalQueue | RoutedQueue | None = None):
+        """`arrivals`: where requests come from; by default all of `requests` at their times (a cluster gives
+        each instance a RoutedQueue of the requests routed to it)."""
         if not 1 <= config.max_running <= config.token_budget:
             raise ConfigError(f"max_running ({config.max_running}) must be in [1, token_budget "
                               f"({config.token_budget})]: every running request decodes in each step")
@@ -95,7 +77,12 @@ class Engine:
             raise ConfigError(f"request {i} needs {int(need[i])} KV blocks alone; {gpu.name} has {gpu.kv_blocks}")
         self.requests, self.gpu, self.policy, self.config = requests, gpu, policy, config
         self.cost, self.kv_blocks_total = gpu.step, gpu.kv_blocks
-        self._arrival = requests.arrival_s.tolist()
+        self._arrival = requests.arrival_s.tolist()   # the real arrival times (closed-loop turns: set on arrival)
+        self.arrivals = arrivals if arrivals is not None else ArrivalQueue(requests)
+        self._session, self._client = requests.session.tolist(), requests.client.tolist()
+        self.cache = PrefixCache() if config.prefix_cache and requests.hash_ids else None
+        self._hash = [h.tolist() for h in requests.hash_ids] if self.cache else []
+        self._just_finished: list[Seq] = []
         self._prompt = requests.prompt_tokens.tolist()
         self._out = requests.output_tokens.tolist()   # the truth: never shown to the policy
         self._pred = predict_output(requests.output_tokens, config.predictor_sigma, config.seed).tolist()
@@ -112,7 +99,7 @@ class Engine:
         self.decisions = self.steps = self.prefill_steps = self.decode_runs = 0
         self.idle_decisions = self.preemptions = 0
         self.busy_s = 0.0
-        self._next = self._finished = self._idle_run = 0
+        self._finished = self._idle_run = 0
         self._events: list[str] = []
 
     def where(self) -> str:
@@ -121,37 +108,66 @@ class Engine:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> RunResult:
-        n, arrival, group = len(self._arrival), self._arrival, self.group
+        n = len(self._arrival)
         while self._finished < n:
-            self._arrive()
-            if not (self.waiting or self.prefilling or group.members):
-                self.now = max(self.now, arrival[self._next])   # nothing to do before the next arrival
-                continue
-            plan = check(self.policy.decide(self._observe()), self)
-            if plan.preempt:
-                self._preempt(plan.preempt)
-            if plan.admit:
-                self._admit(plan.admit)
-            if plan.chunks:
-                self._prefill_step(plan)
-            elif plan.decode:
-                self._decode_run()
-            else:
-                self._idle(bool(plan.preempt))
-            self.decisions += 1
+            self.tick()
         return self._result()
 
+    def busy(self) -> bool:
+        return bool(self.waiting or self.prefilling or self.group.members)
+
+    def tick(self) -> None:
+        """One turn of the loop: take the arrivals due; with work, one decision and the step(s) it runs;
+        without, jump the clock to the next arrival."""
+        self._arrive()
+        if not self.busy():
+            if self._just_finished and self.cache is not None:
+                self._notify_finished()
+            self.now = max(self.now, self.arrivals.next_time())   # nothing to do before the next arrival
+            return
+        plan = check(self.policy.decide(self._observe()), self)
+        if plan.retain:
+            self._retain(plan.retain)
+        if plan.preempt:
+            self._preempt(plan.preempt)
+        if plan.admit:
+            self._admit(plan.admit)
+        if plan.chunks:
+            self._prefill_step(plan)
+        elif plan.decode:
+            self._decode_run()
+        else:
+            self._idle(bool(plan.preempt))
+        self.decisions += 1
+
+    def record(self, rid: int) -> tuple[float, float, float, int]:
+        """(arrival, first token, finish, preemptions) of request `rid` (NaN times if it never came here)."""
+        seq = self.seqs[rid] if rid < len(self.seqs) else None
+        return self._arrival[rid], self._first[rid], self._finish[rid], seq.preemptions if seq else 0
+
+    def _notify_finished(self) -> None:
+        """Requests finished and nothing else is left to run: the policy still hears of it at once, so that
+        it can retain their prefixes from now (a decision that can only retain)."""
+        plan = check(self.policy.decide(self._observe()), self)
+        if plan.retain:
+            self._retain(plan.retain)
+        self.decisions += 1
+
     def _arrive(self) -> None:
-        i, n, now = self._next, len(self._arrival), self.now
-        if i >= n or self._arrival[i] > now:
+        if self.arrivals.next_time() > self.now:
+            return
+        due = self.arrivals.pop_due(self.now)
+        if not due:   # a cluster instance at the cluster's horizon, with nothing routed to it
             return
         arrival, prompt, pred, seqs, waiting = self._arrival, self._prompt, self._pred, self.seqs, self.waiting
-        while i < n and arrival[i] <= now:
-            seq = Seq(i, prompt[i], arrival[i], pred[i])
-            seqs.append(seq)
-            waiting.append(seq)   # arrivals come in id order, after everything already waiting
-            i += 1
-        self._next = i
+        session, client = self._session, self._client
+        for t, i in due:
+            arrival[i] = t
+            seq = Seq(i, prompt[i], t, pred[i], session[i], client[i])
+            while len(seqs) <= i:   # closed-loop turns arrive out of id order: slots wait for them
+                seqs.append(None)
+            seqs[i] = seq
+            waiting.append(seq)   # in arrival order, after everything already waiting
         self._events.append("arrival")
 
     def _observe(self) -> Observation:
@@ -163,12 +179,36 @@ class Engine:
         else:
             self.blocks_in_use = self.used_prefill + group.blocks()
             self.decode_blocks = group.next_blocks()
-        events = tuple(self._events)
+        cached = pinned = 0
+        if self.cache is not None:
+            cached, pinned = self._cache_state()
+            self.blocks_in_use += pinned
+        events, finished = tuple(self._events), self._just_finished
         self._events.clear()
+        self._just_finished = []
         return Observation(self.now, self.decisions, self.steps, events, self.config.token_budget,
                            self.config.max_running, self.kv_blocks_total,
                            self.kv_blocks_total - self.blocks_in_use, self.decode_blocks, self.waiting,
-                           self.prefilling.values(), group.members.values())
+                           self.prefilling.values(), group.members.values(), finished, cached, pinned)
+
+    def _cache_state(self) -> tuple[int, int]:
+        """Expire pins, evict what no longer fits in free memory, refresh the waiting requests' hits.
+        Returns (evictable, pinned) blocks."""
+        cache, hashes = self.cache, self._hash
+        cache.expire(self.now)
+        pinned = cache.pinned_units * UNIT_BLOCKS
+        cache.trim((self.kv_blocks_total - self.blocks_in_use - pinned) // UNIT_BLOCKS)
+        for seq in self.waiting:
+            k = cache.match(hashes[seq.id])
+            seq.cached = min(k * UNIT_TOKENS, seq.prompt_tokens + seq._g - 1) if k else 0
+        return cache.evictable_units * UNIT_BLOCKS, pinned
+
+    def retain_blocks(self, seq: Seq) -> int:
+        """Blocks that retaining `seq`'s prefix would newly pin (its evictable cached units)."""
+        return self.cache.evictable_in(self._full_units(seq)) * UNIT_BLOCKS if self.cache else 0
+
+    def _full_units(self, seq: Seq) -> list[int]:
+        return self._hash[seq.id][:seq.prompt_tokens // UNIT_TOKENS]
 
     def decode_new_blocks(self) -> int:
         return self.decode_blocks
@@ -178,6 +218,18 @@ class Engine:
 
     # ------------------------------------------------------------------ applying a decision
 
+    def _retain(self, retain: list[tuple[Seq, float]]) -> None:
+        if self.cache is None:
+            return
+        for seq, ttl in retain:
+            self.cache.pin(self._full_units(seq), self.now + ttl)
+
+    def _uncache(self, seq: Seq) -> None:
+        """`seq` leaves the running set: it gives its held units back and offers its computed ones."""
+        units = self._full_units(seq)
+        self.cache.release(units, seq._units, min(seq._c // UNIT_TOKENS, len(units)), self.now)
+        seq._units = 0
+
     def _preempt(self, victims: list[Seq]) -> None:
         for seq in victims:
             if seq.state == DECODING:
@@ -185,17 +237,25 @@ class Engine:
             else:
                 del self.prefilling[seq.id]
                 self.used_prefill -= seq.kv_blocks
+            if self.cache is not None:
+                self._uncache(seq)
             seq._c = 0                       # KV freed; generated tokens kept, to be recomputed
             seq.state = WAITING
             seq.preemptions += 1
             seq.queued_at_s = self.now
-            bisect.insort(self.waiting, seq, key=_BY_ID)
+            bisect.insort(self.waiting, seq, key=_BY_ARRIVAL)
         self.preemptions += len(victims)
 
     def _admit(self, admit: list[Seq]) -> None:
+        cache = self.cache
         for seq in admit:
             seq.state = PREFILLING
             self.prefilling[seq.id] = seq
+            if cache is not None:   # its prefix-cache hit (if any) becomes its own KV
+                seq._units = -(-seq.cached // UNIT_TOKENS)
+                cache.acquire(self._hash[seq.id], seq._units)
+                seq._c = seq.cached
+                self.used_prefill += -(-seq._c // B)
         waiting, k = self.waiting, len(admit)
         if all(s.state == PREFILLING for s in waiting[:k]):   # the usual case: the head of the queue
             del waiting[:k]
@@ -255,16 +315,20 @@ class Engine:
             k, dt = 1, cost.time(m, m, s + m, s)
         else:
             free = self.kv_blocks_total - self.used_prefill - group.blocks()
+            if self.cache is not None:
+                free -= self.cache.pinned_units * UNIT_BLOCKS
             k = min(group.steps_to_finish(), group.safe_steps(free))
-            if self._next < len(self._arrival):
-                k = min(k, group.steps_until(self._arrival[self._next] - self.now, cost))
+            nxt = self.arrivals.next_time()
+            if nxt < math.inf:
+                k = min(k, group.steps_until(nxt - self.now, cost))
             dt = group.time(k, cost)
         self._advance(dt, k)
         self.decode_runs += 1
         group.clock.d += k
         self._done(group.pop_finished())
         if group.members and not self.config.reference:
-            if group.next_blocks() > self.kv_blocks_total - self.used_prefill - group.blocks():
+            pinned = self.cache.pinned_units * UNIT_BLOCKS if self.cache is not None else 0
+            if group.next_blocks() > self.kv_blocks_total - self.used_prefill - group.blocks() - pinned:
                 self._events.append("kv_full")
 
     def _decode_kv_tokens(self) -> int:
@@ -281,10 +345,15 @@ class Engine:
     def _done(self, seqs: list[Seq]) -> None:
         if not seqs:
             return
+        cache, arrivals = self.cache, self.arrivals
         for seq in seqs:
+            if cache is not None:
+                self._uncache(seq)
             seq.state = FINISHED
             seq._c = 0
             self._finish[seq.id] = self.now
+            seq.tool_call = int(arrivals.finished(seq.id, self.now))
+        self._just_finished.extend(seqs)
         self._finished += len(seqs)
         self._events.append("finish")
 
@@ -297,8 +366,9 @@ class Engine:
         if self._idle_run > self.config.max_idle_decisions:
             raise InvalidOutput(f"{self.where()}: rule 'progress': the policy left the GPU idle for "
                                 f"{self._idle_run} decisions in a row while {held} requests wait or run")
-        if self._next < len(self._arrival):
-            self.now = max(self.now, self._arrival[self._next])
+        nxt = self.arrivals.next_time()
+        if nxt < math.inf:
+            self.now = max(self.now, nxt)
         elif not preempted:
             raise InvalidOutput(f"{self.where()}: rule 'progress': the policy scheduled no work while "
                                 f"{held} requests wait or run, and no request will arrive")
@@ -306,11 +376,14 @@ class Engine:
 
     def _result(self) -> RunResult:
         r = self.requests
-        records = Records(r.arrival_s.copy(), np.array(self._first), np.array(self._finish),
+        records = Records(np.array(self._arrival), np.array(self._first), np.array(self._finish),
                           r.prompt_tokens.copy(), r.output_tokens.copy(),
-                          np.array([s.preemptions for s in self.seqs], dtype=np.int64))
+                          np.array([s.preemptions for s in self.seqs], dtype=np.int64),
+                          r.session.copy(), r.client.copy())
+        c = self.cache
+        hit = c.hits / c.lookups if c is not None and c.lookups else 0.0
         stats = RunStats(self.decisions, self.steps, self.prefill_steps, self.decode_runs, self.idle_decisions,
-                         self.preemptions, self.busy_s, float(np.nanmax(records.finish_s)) if len(r) else 0.0)
+                         self.preemptions, self.busy_s, float(np.nanmax(records.finish_s)) if len(r) else 0.0, hit)
         return RunResult(records, stats, self.gpu.name)
 
 

@@ -7,6 +7,10 @@ Definitions (as vLLM's and Sarathi-Serve's benchmarks use them):
   E2E   finish - arrival
   throughput  requests and output tokens per second over the span from the first arrival to the last finish
   SLO attainment  the share of requests that meet both the TTFT and the TPOT SLO
+  session time  (workloads with sessions) from a session's first arrival to its last finish: an agent's job
+                completion time, what Continuum optimises
+  client fairness  (workloads with several clients) Jain's index over clients of their mean TTFT slowdown's
+                inverse: 1 when every client waits alike, 1/k when one of k clients gets all the service
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluators.serving.engine import Records
+from evaluators.serving.records import Records
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,31 @@ def serving_metrics(records: Records, slo: Slo | None = None) -> dict[str, float
     }
     if slo is not None:
         out["slo_attainment"] = float(slo_met(ttft, tpot, slo).mean())
+    if records.session is not None and (records.session >= 0).any():
+        out["mean_session_s"] = float(session_times(records).mean())
+    if records.client is not None and len(np.unique(records.client)) > 1:
+        out["client_fairness"] = client_fairness(records.client, ttft)
     return out
+
+
+def session_times(records: Records) -> np.ndarray:
+    """Per session: last finish - first arrival."""
+    s = records.session
+    keep = s >= 0
+    ids, inv = np.unique(s[keep], return_inverse=True)
+    first = np.full(len(ids), np.inf)
+    last = np.zeros(len(ids))
+    np.minimum.at(first, inv, records.arrival_s[keep])
+    np.maximum.at(last, inv, records.finish_s[keep])
+    return last - first
+
+
+def client_fairness(client: np.ndarray, ttft: np.ndarray) -> float:
+    """Jain's index of 1 / (1 + mean TTFT in s) per client: in (0, 1], 1 = every client waits alike."""
+    ids, inv = np.unique(client, return_inverse=True)
+    mean = np.bincount(inv, weights=ttft) / np.bincount(inv)
+    x = 1.0 / (1.0 + mean)
+    return float(x.sum() ** 2 / (len(x) * (x * x).sum()))
 
 
 def slo_met(ttft: np.ndarray, tpot: np.ndarray, slo: Slo) -> np.ndarray:

@@ -74,7 +74,7 @@ class _Admission:
             if budget <= 0 or running >= obs.max_running:
                 break
             left = seq.prefill_left
-            need = _blocks(left)
+            need = _blocks(seq.cached + left)   # a prefix-cache hit becomes its own KV
             if need > avail:
                 break   # head-of-line: later requests wait behind this one
             c = min(left, budget)

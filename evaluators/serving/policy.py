@@ -7,8 +7,10 @@ decision points every running sequence decodes one token per step and nothing el
 would have nothing new to decide.
 
 What it sees is what a real scheduler knows: per request its prompt length, tokens generated so far, KV
-tokens/blocks held, age and time queued, preemption count and a noisy predicted output length
-(predictor.py); the cache's free blocks, the token budget, the running cap. Never a true output length,
+tokens/blocks held, the prompt tokens the prefix cache holds for it, age and time queued, preemption count,
+its session and client (tenant) ids and a noisy predicted output length (predictor.py); the cache's free,
+evictable and pinned blocks, the token budget, the running cap, and the requests finished since the last
+decision. Never a true output length,
 never a request before it arrives. In process (trusted built-in policies) it gets `Seq` objects, read-only
 by contract; across the sandbox it gets `observation_message(obs)`, plain columns.
 
@@ -21,17 +23,21 @@ What it decides, for the next step only:
   decode    True: every running sequence that finished its prefill decodes one token this step (a policy
             cannot hold back some sequences' tokens); False: none do, which only a step running prefill
             chunks may choose (a prefill-prioritising scheduler, like vLLM's default without chunking).
+  retain    (finished request id, seconds) pairs: keep that request's cached prompt units from eviction for
+            a time-to-live, so the session's next turn finds them (Continuum); pinned memory is used memory.
 The engine checks every decision (rules.py) and raises InvalidOutput naming the decision, step and rule.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Collection, Protocol, Sequence
 
 import numpy as np
 
 from evaluators.base import InvalidOutput
 from evaluators.serving.gpu import BLOCK_TOKENS
+from sandbox.protocol import Columns
 
 WAITING, PREFILLING, DECODING, FINISHED = 0, 1, 2, 3
 STATE_NAMES = ("waiting", "prefilling", "decoding", "finished")
@@ -56,10 +62,16 @@ class Seq:
     decoding request by moving one number (the decode group's clock), not by touching each request."""
 
     __slots__ = ("id", "prompt_tokens", "arrival_s", "predicted_output", "preemptions", "queued_at_s",
-                 "state", "_g", "_c", "_clock")
+                 "state", "session", "client", "cached", "tool_call", "_units", "_g", "_c", "_clock")
 
-    def __init__(self, rid: int, prompt: int, arrival_s: float, predicted: int) -> None:
+    def __init__(self, rid: int, prompt: int, arrival_s: float, predicted: int, session: int = -1,
+                 client: int = 0) -> None:
         self.id = rid
+        self.session = session
+        self.client = client
+        self.cached = 0     # prompt tokens found in the prefix cache: now (waiting), at admission (running)
+        self._units = 0     # prefix-cache units it holds while running
+        self.tool_call = 0  # set when it finishes: 1 if its reply was a tool call (its session goes on)
         self.prompt_tokens = prompt
         self.arrival_s = arrival_s
         self.predicted_output = predicted
@@ -86,9 +98,12 @@ class Seq:
 
     @property
     def prefill_left(self) -> int:
-        """Tokens still to prefill before it decodes: prompt + generated - cached (a preempted request
-        recomputes its generated tokens too); 0 while decoding."""
-        return 0 if self.state == DECODING else self.prompt_tokens + self._g - self._c
+        """Tokens still to prefill before it decodes: prompt + generated - KV held (waiting: the prefix-cache
+        hit it would get; a preempted request recomputes its generated tokens too); 0 while decoding."""
+        state = self.state
+        if state == DECODING:
+            return 0
+        return self.prompt_tokens + self._g - (self.cached if state == WAITING else self._c)
 
     def __repr__(self) -> str:
         return (f"Seq(id={self.id}, {STATE_NAMES[self.state]}, prompt={self.prompt_tokens}, "
@@ -102,11 +117,12 @@ class Observation:
 
     __slots__ = ("now_s", "decision", "step", "events", "token_budget", "max_running", "block_tokens",
                  "kv_blocks_total", "kv_blocks_free", "decode_tokens", "decode_new_blocks",
-                 "waiting", "prefilling", "decoding")
+                 "waiting", "prefilling", "decoding", "finished", "kv_blocks_cached", "kv_blocks_pinned")
 
     def __init__(self, now_s: float, decision: int, step: int, events: tuple[str, ...], token_budget: int,
                  max_running: int, kv_blocks_total: int, kv_blocks_free: int, decode_new_blocks: int,
-                 waiting: Sequence[Seq], prefilling: Collection[Seq], decoding: Collection[Seq]) -> None:
+                 waiting: Sequence[Seq], prefilling: Collection[Seq], decoding: Collection[Seq],
+                 finished: Sequence[Seq] = (), kv_blocks_cached: int = 0, kv_blocks_pinned: int = 0) -> None:
         self.now_s = now_s
         self.decision = decision                # index of this decision point
         self.step = step                        # GPU steps run so far
@@ -115,16 +131,22 @@ class Observation:
         self.max_running = max_running          # cap on prefilling + decoding requests
         self.block_tokens = BLOCK_TOKENS
         self.kv_blocks_total = kv_blocks_total
-        self.kv_blocks_free = kv_blocks_free
+        self.kv_blocks_free = kv_blocks_free    # free now, evictable prefix-cache blocks included
+        self.kv_blocks_cached = kv_blocks_cached    # of which hold evictable cached prefixes
+        self.kv_blocks_pinned = kv_blocks_pinned    # held by retained (pinned) prefixes: not free
         self.decode_tokens = len(decoding)      # tokens the running decodes take if decode=True
         self.decode_new_blocks = decode_new_blocks  # blocks those decodes need this step
         self.waiting = waiting
         self.prefilling = prefilling
         self.decoding = decoding
+        self.finished = finished                # requests finished since the previous decision
 
     @property
     def running_count(self) -> int:
         return len(self.prefilling) + len(self.decoding)
+
+
+MAX_RETAIN_S = 600.0   # the longest time-to-live a policy may pin a finished request's prefix for
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +154,16 @@ class Decision:
     prefill: Sequence[tuple[int, int]] = ()
     preempt: Sequence[int] = ()
     decode: bool = True
+    retain: Sequence[tuple[int, float]] = ()
 
     @staticmethod
     def from_message(msg: Any, where: str) -> "Decision":
         """A Decision from plain data (what a sandboxed policy returns):
-        {"prefill_ids": [...], "prefill_tokens": [...], "preempt": [...], "decode": bool}, every key optional."""
+        {"prefill_ids": [...], "prefill_tokens": [...], "preempt": [...], "decode": bool,
+         "retain_ids": [...], "retain_s": [...]}, every key optional."""
         if not isinstance(msg, dict):
             raise InvalidOutput(f"{where}: rule 'format': the decision must be a dict, got {type(msg).__name__}")
-        unknown = set(msg) - {"prefill_ids", "prefill_tokens", "preempt", "decode"}
+        unknown = set(msg) - {"prefill_ids", "prefill_tokens", "preempt", "decode", "retain_ids", "retain_s"}
         if unknown:
             raise InvalidOutput(f"{where}: rule 'format': unknown decision key(s) {sorted(map(str, unknown))}")
         ids = _int_list(msg.get("prefill_ids", ()), "prefill_ids", where)
@@ -150,7 +174,15 @@ class Decision:
         decode = msg.get("decode", True)
         if not isinstance(decode, (bool, np.bool_)):
             raise InvalidOutput(f"{where}: rule 'format': decode must be a bool, got {type(decode).__name__}")
-        return Decision(list(zip(ids, tokens)), _int_list(msg.get("preempt", ()), "preempt", where), bool(decode))
+        retain = ()
+        if "retain_ids" in msg or "retain_s" in msg:
+            rids = _int_list(msg.get("retain_ids", ()), "retain_ids", where)
+            ttls = _float_list(msg.get("retain_s", ()), "retain_s", where)
+            if len(rids) != len(ttls):
+                raise InvalidOutput(f"{where}: rule 'format': retain_ids has {len(rids)} entries, retain_s {len(ttls)}")
+            retain = list(zip(rids, ttls))
+        return Decision(list(zip(ids, tokens)), _int_list(msg.get("preempt", ()), "preempt", where), bool(decode),
+                        retain)
 
 
 def _int_list(value: Any, name: str, where: str) -> list[int]:
@@ -164,28 +196,49 @@ def _int_list(value: Any, name: str, where: str) -> list[int]:
     return [int(v) for v in value]
 
 
+def _float_list(value: Any, name: str, where: str) -> list[float]:
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+        return [float(v) for v in value.tolist()]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value):
+        raise InvalidOutput(f"{where}: rule 'format': {name} must be a list of numbers")
+    return [float(v) for v in value]
+
+
 class Policy(Protocol):
     def decide(self, obs: Observation) -> Decision: ...
 
 
 _INT_COLUMNS = ("id", "prompt_tokens", "generated", "kv_tokens", "prefill_left", "predicted_output",
-                "preemptions")
+                "preemptions", "cached", "session", "client", "tool_call")
 
 
-def _table(seqs: Collection[Seq], now: float) -> dict[str, np.ndarray]:
+_ROW = attrgetter(*_INT_COLUMNS)
+
+
+def _table(seqs: Collection[Seq], now: float) -> Columns:
+    """One pass over the requests into an (n, k) array, then a column view each: a fraction of the cost of
+    a pass per column. Sent as one protocol extension (sandbox.protocol.Columns)."""
     rows = list(seqs)
-    out = {c: np.fromiter((getattr(s, c) for s in rows), np.int64, len(rows)) for c in _INT_COLUMNS}
-    out["age_s"] = now - np.fromiter((s.arrival_s for s in rows), np.float64, len(rows))
-    out["queued_s"] = now - np.fromiter((s.queued_at_s for s in rows), np.float64, len(rows))
-    return out
+    ints = np.array([_ROW(s) for s in rows], dtype=np.int64).reshape(len(rows), len(_INT_COLUMNS))
+    times = np.array([(s.arrival_s, s.queued_at_s) for s in rows], dtype=np.float64).reshape(len(rows), 2)
+    out = {c: ints[:, j] for j, c in enumerate(_INT_COLUMNS)}
+    out["age_s"] = now - times[:, 0]
+    out["queued_s"] = now - times[:, 1]
+    return Columns(out)
 
 
 def observation_message(obs: Observation) -> dict[str, Any]:
-    """The observation as plain data for a sandboxed policy: scalars and two column tables, `waiting`
-    (arrival order) and `running` (prefilling first, then decoding), each {column: array} with columns
-    id, prompt_tokens, generated, kv_tokens, prefill_left, predicted_output, preemptions, age_s, queued_s."""
+    """The observation as plain data for a sandboxed policy: scalars and three column tables, `waiting`
+    (arrival order), `running` (prefilling first, then decoding) and `finished` (since the previous
+    decision), each {column: array} with columns id, prompt_tokens, generated, kv_tokens, prefill_left,
+    predicted_output, preemptions, cached (prompt tokens from the prefix cache), session, client,
+    tool_call (finished requests: 1 if the reply was a tool call, so the session's next turn will come), age_s,
+    queued_s."""
     scalars = {k: getattr(obs, k) for k in ("now_s", "decision", "step", "token_budget", "max_running",
                                             "block_tokens", "kv_blocks_total", "kv_blocks_free",
-                                            "decode_tokens", "decode_new_blocks")}
+                                            "kv_blocks_cached", "kv_blocks_pinned", "decode_tokens",
+                                            "decode_new_blocks")}
     return {**scalars, "events": list(obs.events), "waiting": _table(obs.waiting, obs.now_s),
-            "running": _table([*obs.prefilling, *obs.decoding], obs.now_s)}
+            "running": _table([*obs.prefilling, *obs.decoding], obs.now_s),
+            "finished": _table(obs.finished, obs.now_s)}

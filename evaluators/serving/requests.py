@@ -2,6 +2,11 @@
 
 Everything here is trusted-side data. A policy never sees `output_tokens` (the true output length) nor any
 request before its arrival; the engine hands it only what a real scheduler would know.
+
+Closed-loop turns: a request with `follows[i] = j >= 0` is the next turn of an agent session. It cannot be
+sent before request j's reply is complete (the tool call needs it): it arrives `gap_s[i]` seconds (the
+tool's run time) after request j finishes in the simulation. Its `arrival_s` is then only a nominal time,
+used to order ids; the engine records the real one.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ class Requests:
     # arrays where unknown. Used by prefix caches.
     hash_ids: tuple[np.ndarray, ...] = field(default=())
     name: str = ""
+    follows: np.ndarray | None = None   # int64: the request whose finish releases this one, -1 for none
+    gap_s: np.ndarray | None = None     # float64: seconds from that finish to this arrival
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
@@ -35,16 +42,30 @@ class Requests:
             raise ValueError("Requests.arrival_s must be non-negative and sorted")
         if n and (self.prompt_tokens.min() < 1 or self.output_tokens.min() < 1):
             raise ValueError("Requests: prompt and output lengths must be >= 1 token")
+        if (self.follows is None) != (self.gap_s is None):
+            raise ValueError("Requests: give follows and gap_s together")
+        if self.follows is not None:
+            if len(self.follows) != n or len(self.gap_s) != n:
+                raise ValueError("Requests.follows and gap_s need one entry per request")
+            if n and (np.any(self.follows >= np.arange(n)) or self.follows.min() < -1 or self.gap_s.min() < 0):
+                raise ValueError("Requests.follows must name an earlier request (or -1), gap_s be >= 0")
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.follows is not None and bool(np.any(self.follows >= 0))
 
     def __len__(self) -> int:
         return len(self.arrival_s)
 
     @staticmethod
-    def of(arrival_s, prompt_tokens, output_tokens, session=None, client=None, hash_ids=(), name="") -> "Requests":
+    def of(arrival_s, prompt_tokens, output_tokens, session=None, client=None, hash_ids=(), name="",
+           follows=None, gap_s=None) -> "Requests":
         """Build from any sequences; missing session/client columns are filled (-1 and 0)."""
         a = np.asarray(arrival_s, dtype=np.float64)
         n = len(a)
         return Requests(a, np.asarray(prompt_tokens, dtype=np.int64), np.asarray(output_tokens, dtype=np.int64),
                         np.full(n, -1, np.int64) if session is None else np.asarray(session, dtype=np.int64),
                         np.zeros(n, np.int64) if client is None else np.asarray(client, dtype=np.int64),
-                        tuple(np.asarray(h, dtype=np.int64) for h in hash_ids), name)
+                        tuple(np.asarray(h, dtype=np.int64) for h in hash_ids), name,
+                        None if follows is None else np.asarray(follows, dtype=np.int64),
+                        None if gap_s is None else np.asarray(gap_s, dtype=np.float64))

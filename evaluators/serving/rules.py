@@ -11,7 +11,8 @@ Rules (in the order they are checked):
   chunk-size        a chunk of fewer than 1 token, or more than the request has left to prefill
   max-running       more running requests (prefilling + decoding) than the cap after the step's admissions
   token-budget      decode tokens (if decode) + chunk tokens over the per-step budget
-  kv-capacity       the step would need more KV blocks than the cache has
+  retain            a retained id that has not finished, twice, or a time-to-live outside (0, MAX_RETAIN_S]
+  kv-capacity       the step (with the prefixes it newly retains) would need more KV blocks than the cache has
 The progress rule (a policy that schedules nothing while requests wait) is enforced by the engine.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import NoReturn, Protocol
 from evaluators.base import InvalidOutput
 from evaluators.serving.gpu import BLOCK_TOKENS as B
 from evaluators.serving.group import DecodeGroup
-from evaluators.serving.policy import DECODING, WAITING, Decision, Seq
+from evaluators.serving.policy import DECODING, FINISHED, MAX_RETAIN_S, WAITING, Decision, Seq
 
 
 class EngineConfigLike(Protocol):
@@ -43,6 +44,7 @@ class Engine(Protocol):
     def where(self) -> str: ...
     def blocks_used(self) -> int: ...
     def decode_new_blocks(self) -> int: ...
+    def retain_blocks(self, seq: Seq) -> int: ...
 
 
 @dataclass(slots=True)
@@ -53,6 +55,7 @@ class Plan:
     admit: list[Seq]
     preempt: list[Seq]
     decode: bool      # decodes run this step (asked for, and someone is left to decode)
+    retain: list[tuple[Seq, float]]
 
 
 def _fail(eng: Engine, rule: str, detail: str) -> NoReturn:
@@ -107,13 +110,37 @@ def _chunks(decision: Decision, eng: Engine, victims: list[Seq]) -> tuple[list, 
         left = seq.prefill_left
         if type(n) is not int or not 1 <= n <= left:
             _fail(eng, "chunk-size", f"request {rid} gets a chunk of {n!r} tokens; it has {left} left to prefill")
-        kv = seq._c  # absolute: the request is not decoding
-        new_blocks += -(-(kv + n) // B) - -(-kv // B)
+        if seq.state == WAITING:   # admitted: its prefix-cache hit becomes its own KV
+            new_blocks += -(-(seq.cached + n) // B)
+        else:
+            kv = seq._c  # absolute: the request is not decoding
+            new_blocks += -(-(kv + n) // B) - -(-kv // B)
         tokens += n
         chunks.append((seq, n))
         if seq.state == WAITING:
             admit.append(seq)
     return chunks, admit, tokens, new_blocks
+
+
+def _retained(decision: Decision, eng: Engine) -> tuple[list[tuple[Seq, float]], int]:
+    """(request, time-to-live) pairs and the KV blocks newly pinned by them."""
+    out, seen, blocks = [], set(), 0
+    for entry in decision.retain:
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            _fail(eng, "format", f"retain holds {entry!r}, not an (id, seconds) pair")
+        rid, ttl = entry
+        seqs = eng.seqs
+        seq = seqs[rid] if type(rid) is int and 0 <= rid < len(seqs) else None
+        if seq is None or seq.state != FINISHED:
+            _fail(eng, "retain", f"retain names {rid!r}, which is not a finished request")
+        if rid in seen:
+            _fail(eng, "retain", f"retain names request {rid} twice")
+        if not isinstance(ttl, (int, float)) or not 0 < ttl <= MAX_RETAIN_S:
+            _fail(eng, "retain", f"request {rid}: time-to-live {ttl!r} s is outside (0, {MAX_RETAIN_S:g}]")
+        seen.add(rid)
+        blocks += eng.retain_blocks(seq)
+        out.append((seq, float(ttl)))
+    return out, blocks
 
 
 def check(decision: Decision, eng: Engine) -> Plan:
@@ -139,11 +166,12 @@ def check(decision: Decision, eng: Engine) -> Plan:
     if tokens > cfg.token_budget:
         _fail(eng, "token-budget", f"the step has {tokens} tokens ({decoders if decode else 0} decode + "
                                    f"{chunk_tokens} prefill); the budget is {cfg.token_budget}")
+    retain, pinned = _retained(decision, eng) if decision.retain else ([], 0)
     used = eng.blocks_used()
-    need = used - freed + chunk_blocks + (eng.decode_new_blocks() - lost_decode_blocks if decode else 0)
+    need = used - freed + chunk_blocks + pinned + (eng.decode_new_blocks() - lost_decode_blocks if decode else 0)
     if need > eng.kv_blocks_total:
         _fail(eng, "kv-capacity", f"the step needs {need} KV blocks ({used} in use, {freed} freed by "
-                                  f"preemption, {chunk_blocks} for prefill chunks, the rest for decodes); "
-                                  f"the cache has {eng.kv_blocks_total}")
-    return Plan(chunks, admit, victims, decode)
+                                  f"preemption, {chunk_blocks} for prefill chunks, {pinned} newly retained, the "
+                                  f"rest for decodes); the cache has {eng.kv_blocks_total}")
+    return Plan(chunks, admit, victims, decode, retain)
 

@@ -4,7 +4,8 @@ Generated (keys in any order, each at most once; seed and one of n/dur required)
 
     <kind>:seed=<S>:n=<N>[:load=<L> | :rate=<R>][:cv=<C>][:burst=<B>[:on=<s>][:off=<s>]][:clients=<K>]
     <kind>:seed=<S>:dur=<seconds>...                       (everything arriving in [0, seconds))
-    kind: azure-conv | azure-code | sharegpt | mooncake;  sharegpt also :think=<s>, mooncake also :share=<p>
+    kind: azure-conv | azure-code | sharegpt | mooncake | agent;  sharegpt also :think=<s>, mooncake also
+    :share=<p> and :hotburst=<p>
 
     e.g.  azure-conv:seed=3:load=0.8:cv=2:n=2000      mooncake:seed=4:n=400:share=0.95
 
@@ -37,7 +38,7 @@ from evaluators.serving.workloads import KINDS, GenParams, make_requests
 # key -> (type, meaning) for generated ids; kind-specific keys are listed per kind
 _GEN_KEYS = {"seed": int, "n": int, "dur": float, "load": float, "rate": float, "cv": float,
              "burst": float, "on": float, "off": float, "clients": int}
-_KIND_KEYS = {"sharegpt": {"think": float}, "mooncake": {"share": float}}
+_KIND_KEYS = {"sharegpt": {"think": float}, "mooncake": {"share": float, "hotburst": float}}
 _TRACE_KEYS = {"n": int, "speed": float}
 _OPTION = re.compile(r"([a-z]+)=(.*)")
 
@@ -155,7 +156,8 @@ def _generated(wid: str, kind: str, v: dict[str, float | int]) -> GeneratedSpec:
         burst = Burst(float(v["burst"]), float(v.get("on", 10.0)), float(v.get("off", 30.0))) if "burst" in v else None
     except ValueError as e:
         raise ConfigError(f"workload '{wid}': {e}") from None
-    extra = tuple((f, float(v[k])) for k, f in (("think", "think_s"), ("share", "prefix_share")) if k in v)
+    extra = tuple((f, float(v[k])) for k, f in (("think", "think_s"), ("share", "prefix_share"),
+                                                 ("hotburst", "hot_burst")) if k in v)
     spec = GeneratedSpec(wid, kind, int(v["seed"]), int(v["n"]) if "n" in v else None,
                          float(v["dur"]) if "dur" in v else None, v.get("load"), v.get("rate"),
                          float(v.get("cv", 1.0)), burst, int(v.get("clients", 1)), extra)

@@ -17,6 +17,10 @@ capacity):
   is calibrated at the conversation trace's size, 12,000 requests (59 min at 3.4/s): the default gives
   0.36-0.37 (REFERENCE.md: 36.6%), prefix_share 0.95 gives 0.64-0.65 (the synthetic trace's 64%). Fewer
   requests meet more hot prefixes for the first time: about 0.32 at 2,000 requests, 0.24 at 400.
+  `hot_burst` (id key `hotburst=`): in the middle third of the requests that share of them opens with one
+  new document instead (one prefix suddenly carrying most of the traffic, as a viral prompt would).
+- `agent`: closed-loop multi-turn agent sessions with tool calls and a shared system prompt (agents.py);
+  the next turn arrives a tool's run time after the previous one finishes in the simulation.
 
 Randomness: one stream per purpose, seeded by (seed, purpose), so request i's lengths do not depend on the
 rate, the count or the arrival process, and a smaller `n_requests` gives a prefix of a larger one (the
@@ -30,12 +34,13 @@ import numpy as np
 
 from evaluators.base import ConfigError
 from evaluators.serving import arrivals
+from evaluators.serving.agents import agent_requests
 from evaluators.serving.arrivals import Burst
 from evaluators.serving.blocks import SYSTEM_BLOCK, BlockIds, Stream, prompt_blocks
 from evaluators.serving.lengths import BLOCK_TOKENS, PROFILES, SHAREGPT_USER
 from evaluators.serving.requests import Requests
 
-KINDS = tuple(PROFILES)
+KINDS = (*PROFILES, "agent")
 MAX_REQUESTS = 2_000_000
 
 # ShareGPT sessions: 1 + Geometric turns with this mean before the 8k context cuts them (3.45 turns remain on
@@ -49,7 +54,8 @@ HOT_PREFIXES = 50         # distinct hot prefixes, Zipf-popular
 HOT_ZIPF = 1.0
 PREFIX_SHARE = 0.52
 
-_STREAMS = {"prompt": 1, "output": 2, "arrival": 3, "client": 4, "prefix": 5, "session": 6, "turn_gap": 7}
+_STREAMS = {"prompt": 1, "output": 2, "arrival": 3, "client": 4, "prefix": 5, "session": 6, "turn_gap": 7,
+            "burst": 8}
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,16 @@ class GenParams:
     clients: int = 1                  # tenants, Zipf(1)-popular (sharegpt: per session)
     think_s: float = 20.0             # sharegpt: mean user pause between a reply and the next turn
     prefix_share: float = PREFIX_SHARE  # mooncake: probability a prompt continues a hot prefix
+    hot_burst: float = 0.0            # mooncake: in the middle third of the requests, this share all open
+                                      # with one new hot document (a sudden hot prefix)
 
     def __post_init__(self) -> None:
-        if self.kind not in PROFILES:
+        if self.kind not in KINDS:
             raise ConfigError(f"unknown workload kind '{self.kind}' (known: {', '.join(KINDS)})")
         if (self.n_requests is None) == (self.duration_s is None):
             raise ConfigError(f"{self.kind} workload: give exactly one of n_requests and duration_s")
+        if self.kind == "agent" and self.n_requests is None:
+            raise ConfigError("agent workload: give n= (turns); its arrivals depend on the simulation")
         lo, hi = arrivals.CV_RANGE
         rules = [
             ("n_requests", self.n_requests is None or 1 <= self.n_requests <= MAX_REQUESTS, f"in [1, {MAX_REQUESTS}]"),
@@ -82,6 +92,8 @@ class GenParams:
             ("clients", 1 <= self.clients <= 10_000, "in [1, 10000]"),
             ("think_s", self.think_s >= 0, ">= 0"),
             ("prefix_share", 0 <= self.prefix_share <= 1, "in [0, 1]"),
+            ("hot_burst", 0 <= self.hot_burst <= 1 and (self.hot_burst == 0 or self.kind == "mooncake"),
+             "in [0, 1], and only for mooncake"),
         ]
         for name, ok, rule in rules:
             if not ok:
@@ -98,6 +110,10 @@ def make_requests(p: GenParams) -> Requests:
     name = f"{p.kind} seed={p.seed} rate={p.rate_per_s:g}/s cv={p.cv:g}"
     if p.kind == "sharegpt":
         return _sharegpt(p, name)
+    if p.kind == "agent":
+        clients = _clients(p, p.n_requests) if p.clients > 1 else None   # per session: at most n sessions
+        return agent_requests(_rng(p, "session"), _rng(p, "arrival"), p.rate_per_s, p.n_requests, p.cv,
+                              p.burst, clients, name)
     t = arrivals.renewal(_rng(p, "arrival"), p.rate_per_s, p.cv, n=p.n_requests, duration_s=p.duration_s,
                          burst=p.burst)
     n = len(t)
@@ -128,11 +144,17 @@ def _mooncake_blocks(p: GenParams, prompt: np.ndarray) -> tuple[np.ndarray, ...]
     weights = 1.0 / np.arange(1, HOT_PREFIXES + 1) ** HOT_ZIPF
     cdf = np.cumsum(weights) / weights.sum()
     draws = _rng(p, "prefix").random((len(prompt), 3))   # row i is request i's, whatever the count
+    burst = _rng(p, "burst").random(len(prompt)) < p.hot_burst
+    n = len(prompt)
+    burst[: n // 3] = burst[2 * n // 3:] = False
+    storm = Stream(ids)   # the burst's document: a prefix no request has sent before the burst
     out = []
-    for tokens, (u_share, u_pick, u_frac) in zip(prompt.tolist(), draws):
+    for i, (tokens, (u_share, u_pick, u_frac)) in enumerate(zip(prompt.tolist(), draws)):
         rest = tokens // BLOCK_TOKENS - 1   # full blocks after the system block
         shared = np.empty(0, np.int64)
-        if u_share < p.prefix_share and rest > 0:
+        if burst[i] and rest > 0:
+            shared = storm.blocks(int(rest * (0.5 + 0.5 * u_frac)))
+        elif u_share < p.prefix_share and rest > 0:
             j = int(np.searchsorted(cdf, u_pick, side="right"))
             stream = hot.setdefault(j, Stream(ids))
             shared = stream.blocks(int(rest * (0.5 + 0.5 * u_frac)))

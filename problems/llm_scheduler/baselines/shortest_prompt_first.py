@@ -54,12 +54,13 @@ def _chunks(state, victims, free, need, budget, order):
         if budget <= 0 or running >= state["max_running"]:
             break
         left = int(wait["prefill_left"][i])
-        if _blocks(left, bt) > avail:
+        blocks = _blocks(int(wait["cached"][i]) + left, bt)  # a prefix-cache hit becomes its own KV
+        if blocks > avail:
             break
         c = min(left, budget)
         out_ids.append(int(wait["id"][i]))
         out_tok.append(c)
-        avail -= _blocks(left, bt)
+        avail -= blocks
         budget -= c
         running += 1
     return out_ids, out_tok
