@@ -9,7 +9,7 @@ import pytest
 
 from evaluators.base import ConfigError, InvalidOutput
 from evaluators.eplb import make_evaluator
-from evaluators.eplb.validate import validate
+from evaluators.eplb.validate import replica_slots, validate
 from evaluators.eplb.workloads import Defaults, generate, parse_id
 from evolve.problem import load
 from tests.inprocess import InProcessCandidate
@@ -30,45 +30,49 @@ def evaluator(spec):
 
 
 def good_placement():
-    """Expert e in slot e, experts 0..3 replicated in slots 8..11; log2phy built from phy2log."""
+    """Expert e in slot e, experts 0..3 replicated in slots 8..11."""
     row = np.concatenate([np.arange(E), np.arange(4)])
     phy2log = np.tile(row, (L, 1))
     logcnt = np.tile(np.bincount(row, minlength=E), (L, 1))
-    log2phy = np.full((L, E, 2), -1)
-    for layer in range(L):
-        seen = np.zeros(E, dtype=int)
-        for s, e in enumerate(phy2log[layer]):
-            log2phy[layer, e, seen[e]] = s
-            seen[e] += 1
-    return phy2log, log2phy, logcnt
+    return phy2log, logcnt
 
 
 def test_good_placement_passes():
     p = validate(good_placement(), L, E, R)
     assert p.phy2log.dtype == np.int64
     validate(tuple(a.tolist() for a in good_placement()), L, E, R)  # nested lists are fine too
+    validate(tuple(a.astype(np.int16) for a in good_placement()), L, E, R)  # so are narrow integers
+
+
+def test_log2phy_is_derived_on_the_trusted_side():
+    phy2log, logcnt = good_placement()
+    table = replica_slots(phy2log, logcnt)
+    assert table.shape == (L, E, 2)
+    assert table[0, 0].tolist() == [0, 8] and table[1, 3].tolist() == [3, 11] and table[0, 5].tolist() == [5, -1]
+    for layer in range(L):  # every slot listed once, under its own expert
+        listed = table[layer][table[layer] >= 0]
+        assert sorted(listed.tolist()) == list(range(R))
+        assert all(phy2log[layer, s] == e for e in range(E) for s in table[layer, e] if s >= 0)
 
 
 def _broken(kind: str):
-    phy2log, log2phy, logcnt = (a.copy() for a in good_placement())
+    phy2log, logcnt = (a.copy() for a in good_placement())
     if kind == "not_tuple":
         return {"phy2log": phy2log}
-    if kind == "two_items":
-        return phy2log, log2phy
+    if kind == "with_log2phy":
+        return phy2log, replica_slots(phy2log, logcnt), logcnt
+    if kind == "one_item":
+        return (phy2log,)
     if kind == "ragged":
-        return [[0, 1], [2]], log2phy, logcnt
+        return [[0, 1], [2]], logcnt
     if kind == "float_dtype":
-        return phy2log.astype(float), log2phy, logcnt
+        return phy2log.astype(float), logcnt
     if kind == "bool_dtype":
-        return phy2log, log2phy, logcnt.astype(bool)
+        return phy2log, logcnt.astype(bool)
     if kind == "phy2log_shape":
-        return phy2log[:, :-1], log2phy, logcnt
+        return phy2log[:, :-1], logcnt
     if kind == "logcnt_shape":
-        return phy2log, log2phy, logcnt[:1]
-    if kind == "log2phy_ndim":
-        return phy2log, log2phy[:, :, 0], logcnt
-    if kind == "log2phy_too_wide":
-        return phy2log, np.full((L, E, R + 1), -1), logcnt
+        return phy2log, logcnt[:1]
     if kind == "expert_out_of_range":
         phy2log[0, 3] = E
     elif kind == "negative_expert":
@@ -77,29 +81,15 @@ def _broken(kind: str):
         phy2log[0, 7] = 6
     elif kind == "logcnt_wrong":
         logcnt[0, 0], logcnt[0, 5] = 1, 2
-    elif kind == "log2phy_too_narrow":
-        return phy2log, log2phy[:, :, :1], logcnt
-    elif kind == "padding_not_minus_one":
-        log2phy[0, 5, 1] = 99
-    elif kind == "slot_out_of_range":
-        log2phy[0, 0, 1] = R
-    elif kind == "slot_of_other_expert":
-        log2phy[0, 0, 0] = 1
-    elif kind == "slot_listed_twice":
-        log2phy[0, 0, 1] = log2phy[0, 0, 0]
-    return phy2log, log2phy, logcnt
+    return phy2log, logcnt
 
 
 @pytest.mark.parametrize("kind,message", [
-    ("not_tuple", "must return a tuple"), ("two_items", "must return a tuple"),
+    ("not_tuple", "must return a tuple"), ("with_log2phy", "got 3 items"), ("one_item", "got 1 items"),
     ("ragged", "rectangular"), ("float_dtype", "integer dtype"), ("bool_dtype", "integer dtype"),
     ("phy2log_shape", "phy2log shape"), ("logcnt_shape", "logcnt shape"),
-    ("log2phy_ndim", "log2phy shape"), ("log2phy_too_wide", "log2phy shape"),
     ("expert_out_of_range", "is not an expert"), ("negative_expert", "is not an expert"),
     ("missing_expert", "has no replica"), ("logcnt_wrong", "logcnt[0, 0]"),
-    ("log2phy_too_narrow", "has room for 1"), ("padding_not_minus_one", "must be -1"),
-    ("slot_out_of_range", "is not a slot"), ("slot_of_other_expert", "holds expert"),
-    ("slot_listed_twice", "listed 2 times"),
 ])
 def test_validation_rejects(kind, message):
     with pytest.raises(InvalidOutput, match=message.replace("[", r"\[")):
@@ -109,14 +99,13 @@ def test_validation_rejects(kind, message):
 def test_evaluate_reports_window_of_invalid_output(evaluator):
     cand = InProcessCandidate("import numpy as np\n"
                               "def rebalance_experts(w, r, g, n, gpus):\n"
-                              "    return np.zeros((len(w), r), dtype=np.int64), None, None\n")
+                              "    return np.zeros((len(w), r), dtype=np.int64), None\n")
     with pytest.raises(InvalidOutput, match="window 0: "):
         evaluator.evaluate(cand, "ep32:skew4:seed50:win3:layers8")
 
 
-def test_every_program_valid_on_every_workload(spec, evaluator):
+def _check_all_valid(spec, evaluator, ids):
     programs = [PROBLEM / spec.entry.file] + [PROBLEM / rel for rel in spec.baselines.values()]
-    ids = set(spec.workloads.train) | set(spec.workloads.held_out) | set(spec.workloads.quick)
     for path in programs:
         cand = InProcessCandidate.from_file(path)
         for wid in sorted(ids):
@@ -124,7 +113,17 @@ def test_every_program_valid_on_every_workload(spec, evaluator):
             assert 0.0 <= r.metrics["score"] <= 1.0, (path.name, wid)
             assert 0.0 < r.metrics["balancedness"] <= 1.0
             assert r.metrics["layer_time_us"] >= r.metrics["ideal_layer_time_us"] > 0
-            assert len(r.samples["runtime_ms"]) == evaluator.params.runtime_repeats
+            assert len(r.samples["runtime_ms"]) == len(evaluator.workload(wid).loads) - 1  # one per window
+
+
+def test_every_program_valid_on_small_workloads(spec, evaluator):
+    _check_all_valid(spec, evaluator, ["ep32:skew4:seed50:win3:layers8", "ep64:skew6:seed51:win3:layers4",
+                                       "ep32:file:traces/example_ep32.json"])
+
+
+@pytest.mark.slow
+def test_every_program_valid_on_every_workload(spec, evaluator):
+    _check_all_valid(spec, evaluator, set(spec.workloads.train) | set(spec.workloads.held_out))
 
 
 def test_deepseek_beats_contiguous_on_skewed_held_out(spec, evaluator):
@@ -136,6 +135,29 @@ def test_deepseek_beats_contiguous_on_skewed_held_out(spec, evaluator):
         better = evaluator.evaluate(ds, wid).metrics["balancedness"]
         worse = evaluator.evaluate(cont, wid).metrics["balancedness"]
         assert better > worse + 0.1, wid
+
+
+def test_held_out_orderings(spec, evaluator):
+    """DeepSeek's guidance on held-out workloads: its hierarchical policy is the faster layer in prefill on few
+    nodes (ep32), its global policy in decode at larger EP (ep64); and the paper's starting point: the plain-loop
+    initial program balances exactly as the vectorised hierarchical baseline and is slower to run."""
+    ev = evaluator  # shares its sampled steps with the other held-out tests
+    held = spec.workloads.held_out
+    prefill = [w for w in held if w.startswith("ep32") and ("file" in w or "skew3" in w)]
+    decode = [w for w in held if w.startswith("ep64")]
+    assert len(prefill) == 2 and len(decode) == 2
+    run = {n: InProcessCandidate.from_file(PROBLEM / f"baselines/{n}.py")
+           for n in ("deepseek_hierarchical", "deepseek_global")}
+    for wid in prefill + decode:
+        t = {n: ev.evaluate(c, wid).metrics["layer_time_us"] for n, c in run.items()}
+        first, second = ("deepseek_hierarchical", "deepseek_global") if wid in prefill else \
+            ("deepseek_global", "deepseek_hierarchical")
+        assert t[first] < t[second], (wid, t)
+    loops = ev.evaluate(InProcessCandidate.from_file(PROBLEM / spec.entry.file), prefill[0])
+    vector = ev.evaluate(run["deepseek_hierarchical"], prefill[0])
+    assert {k: v for k, v in loops.metrics.items() if k not in ("runtime_ms", "score")} == \
+        {k: v for k, v in vector.metrics.items() if k not in ("runtime_ms", "score")}
+    assert min(loops.samples["runtime_ms"]) > min(vector.samples["runtime_ms"])
 
 
 def test_generator_is_reproducible_and_ids_differ():
@@ -210,22 +232,32 @@ def test_params_are_checked():
         make_evaluator({"runtime_weight": 2.0}, PROBLEM)
     with pytest.raises(ConfigError, match="must be int"):
         make_evaluator({"windows": 2.5}, PROBLEM)
+    with pytest.raises(ConfigError, match="routing' must be one of even, least_loaded"):
+        make_evaluator({"routing": "random"}, PROBLEM)
+    with pytest.raises(ConfigError, match="migration_weight"):
+        make_evaluator({"migration_weight": -0.1}, PROBLEM)
+    with pytest.raises(ConfigError, match="micro_batches"):
+        make_evaluator({"micro_batches": 3}, PROBLEM)
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
 def test_score_bounded_and_deterministic_without_runtime(weight):
     ev = make_evaluator({"runtime_weight": weight, "runtime_ref_ms": 0.001}, PROBLEM)
-    cand = InProcessCandidate.from_file(PROBLEM / "baselines/contiguous.py")
-    a = ev.evaluate(cand, "ep64:skew8:seed1:win3:layers4").metrics
-    b = ev.evaluate(cand, "ep64:skew8:seed1:win3:layers4").metrics
-    assert 0.0 <= a["score"] <= 1.0
-    if weight == 0.0:
-        assert a["score"] == b["score"] == a["time_efficiency"]
+    fresh = make_evaluator({"runtime_weight": weight, "runtime_ref_ms": 0.001}, PROBLEM)  # steps re-sampled
+    for name in ("contiguous", "greedy_lpt"):
+        cand = InProcessCandidate.from_file(PROBLEM / f"baselines/{name}.py")
+        a = ev.evaluate(cand, "ep64:skew8:seed1:win3:layers4").metrics
+        b = fresh.evaluate(cand, "ep64:skew8:seed1:win3:layers4").metrics
+        assert 0.0 <= a["score"] <= 1.0
+        assert {k: v for k, v in a.items() if k not in ("runtime_ms", "score")} == \
+            {k: v for k, v in b.items() if k not in ("runtime_ms", "score")}
+        if weight == 0.0:
+            assert a["score"] == b["score"] == a["time_efficiency"]
 
 
 def test_problem_spec_loads(spec, evaluator):
     assert spec.name == "eplb" and spec.entry.function == "rebalance_experts"
-    assert evaluator.noisy_metrics == ("runtime_ms",)
+    assert evaluator.noisy_metrics == ("runtime_ms", "score")   # the score mixes in the measured runtime
     assert {"ep32", "ep64"} <= {w.split(":")[0] for w in spec.workloads.train}
     assert {"ep32", "ep64"} <= {w.split(":")[0] for w in spec.workloads.held_out}
     src = spec.initial_source()
@@ -245,4 +277,4 @@ def test_baseline_through_local_sandbox(spec, evaluator):
     same = evaluator.evaluate(InProcessCandidate(src), spec.workloads.quick[0])
     assert r.metrics["balancedness"] == same.metrics["balancedness"]
     assert r.metrics["layer_time_us"] == same.metrics["layer_time_us"]
-    assert r.metrics["runtime_ms"] >= 0 and len(r.samples["runtime_ms"]) == evaluator.params.runtime_repeats
+    assert r.metrics["runtime_ms"] >= 0 and len(r.samples["runtime_ms"]) == 2  # quick: 3 windows, 2 calls

@@ -1,4 +1,5 @@
-"""evolve/mutator.py: determinism, valid children, region safety, every operator, crossover."""
+"""evolve/search/mutator.py and operators.py: determinism, valid children, region safety, every operator,
+type- and shape-preserving sites, crossover."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from evolve.search.edits import check_regions, evolve_regions
-from evolve.search.mutator import Mutation, MutationError, OfflineMutator, donor_index
+from evolve.search.mutator import DEFAULT_WEIGHTS, Mutation, MutationError, OfflineMutator, donor_index
 
 PARENT = '''import numpy as np
 
@@ -19,6 +20,8 @@ HEADER = "outside, untouched"   # a comment outside the region must survive
 # EVOLVE-BLOCK-START
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
     # comments inside the region may be lost
+    if num_groups % num_nodes:
+        num_groups, num_nodes = 1, 1
     alpha = 0.5
     w = weight * alpha + weight.mean() * (1 - alpha)
     n = w.shape[0]
@@ -28,7 +31,12 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
         cnt[i] += 1
     if n > 2:
         cnt = np.maximum(cnt, 1)
-    best = min(cnt.max(), 10)
+    w = w * 1.5
+    cols = {"load": w, "rank": cnt}
+    order = np.argsort(-cols["load"], kind="stable")
+    top = sorted(order[:3].tolist(), key=lambda i: cols["rank"][i])
+    top += list(range(len(cols["rank"])))[:num_groups]
+    best = min(cnt.max(), 10) + len(top)
     return cnt, best
 # EVOLVE-BLOCK-END
 
@@ -79,11 +87,13 @@ def test_children_compile_differ_and_keep_outside_text():
 
 OPERATOR_PATTERNS = {
     "constant": r"constant \S+ -> \S+ at line \d+",
-    "compare": r"swap (<|<=|>|>=|==|!=) -> (<|<=|>|>=|==|!=) at line \d+",
-    "arith": r"swap (\+|-|\*|/|//) -> (\+|-|\*|/|//) at line \d+",
-    "minmax": r"swap (min -> max|max -> min) at line \d+",
-    "reorder": r"reorder lines \d+ and \d+",
+    "compare": r"swap (<|<=|>|>=) -> (<|<=|>|>=) at line \d+",
+    "arith": r"swap (\+|-|\*|/) -> (\+|-|\*|/) at line \d+",
+    "order": r"flip sort order \((ascending|descending|reverse=True|reverse=False)\) at line \d+",
+    "key": r"key '\w+' -> '\w+' at line \d+",
+    "sort_by": r"order by '\w+' at line \d+",
     "drop": r"drop line \d+: `.+`",
+    "branch": r"branch at line \d+: (always|never) `if .+`",
     "crossover": r"crossover: .+ from inspiration 1",
 }
 
@@ -113,14 +123,18 @@ def statements(source: str) -> list[str]:
 def test_single_operators_have_their_effect():
     rng = np.random.default_rng(0)
     parent_stmts = statements(PARENT)
-    # One comparison and one min() call in PARENT, so their effect is certain.
-    assert "if n > 2" not in only("compare").propose(PARENT, [], rng).source
-    assert "best = max(cnt.max(), 10)" in only("minmax").propose(PARENT, [], rng).source
+    # One threshold comparison (n > 2) in PARENT: only its boundary may move, so the effect is certain.
+    assert "if n >= 2:" in only("compare").propose(PARENT, [], rng).source
+    for _ in range(5):  # `x * c` with c a float literal or a float knob (alpha = 0.5): the knob moves to 1/c
+        src = only("arith").propose(PARENT, [], rng).source
+        assert sum(x in src for x in ("w = w / 1.5", "weight / alpha", "(1 + alpha)")) == 1
     for _ in range(10):
         dropped = statements(only("drop").propose(PARENT, [], rng).source)
-        assert len(dropped) < len(parent_stmts)
-        reordered = statements(only("reorder").propose(PARENT, [], rng).source)
-        assert sorted(reordered) == sorted(parent_stmts) and reordered != parent_stmts
+        assert len(dropped) == len(parent_stmts) - 1
+        flipped = only("order").propose(PARENT, [], rng).source
+        assert "np.argsort(cols['load'], kind='stable')" in flipped or "reverse=True" in flipped
+        keyed = only("key").propose(PARENT, [], rng).source
+        assert "np.argsort(-cols['rank']" in keyed or "key=lambda i: cols['load'][i]" in keyed
 
 
 def test_drop_never_removes_return_and_constant_reports_line():
@@ -212,3 +226,124 @@ def test_constant_operator_leaves_booleans_strings_and_indices_types_alone():
         ns: dict = {}
         exec(m.source, ns)
         assert isinstance(ns["k"], int) and ns["k"] >= 0 and isinstance(ns["scale"], float)
+
+
+TYPED = """import numpy as np
+# EVOLVE-BLOCK-START
+def f(load, capacity):
+    used = np.zeros(4, dtype=np.int64)
+    best = -1
+    k = 0
+    while k < 3:
+        k += 1
+    for p in range(len(load) - 1):
+        if used[p] < capacity and (best < 0 or load[p] < load[best]):
+            best = p
+        if p == 2:
+            used[p + 1] += 1
+    scale = 0.5
+    return best * scale
+# EVOLVE-BLOCK-END
+"""
+# counters, shapes, sentinels, loop conditions, guards, case checks and index arithmetic: what a blind
+# edit would break (crash, loop forever, overfill) rather than tune (a loop's bound, 3, is a knob)
+PROTECTED = ("np.zeros(4, dtype=np.int64)", "best = -1", "while k < ", "k += 1", "range(len(load) - 1)",
+             "used[p] < capacity", "best < 0", "p == 2", "used[p + 1] += 1")
+
+
+def test_operators_keep_counters_shapes_guards_and_loop_conditions():
+    changed = set()
+    for name in ("constant", "compare", "arith", "drop", "branch", "order", "key", "sort_by"):
+        for seed in range(15):
+            try:
+                m = only(name).propose(TYPED, [], np.random.default_rng(seed))
+            except MutationError:
+                assert name in ("drop", "branch", "order", "key", "sort_by")  # no site in TYPED
+                continue
+            text = ast.unparse(ast.parse(m.source))
+            assert all(p in text for p in PROTECTED), (name, m.description)
+            changed.add(m.description.split(" at line")[0])
+    # what may change: the preference between two candidates, the knobs (0, 3, 0.5), `x * knob`
+    assert {"swap < -> <=", "swap < -> >", "swap * -> /", "constant 0 -> 1", "constant 3 -> 2"} <= changed
+    assert any(d.startswith("constant 0.5 -> ") for d in changed)
+
+
+def test_compare_flips_a_preference_but_only_moves_a_threshold():
+    swaps = {only("compare").propose(TYPED, [], np.random.default_rng(s)).description for s in range(30)}
+    assert swaps == {"swap < -> <= at line 10", "swap < -> > at line 10"}  # load[p] < load[best] only
+    src = "# EVOLVE-BLOCK-START\ndef g(n):\n    if n > 2:\n        n = 2\n    return n\n# EVOLVE-BLOCK-END\n"
+    assert {only("compare").propose(src, [], np.random.default_rng(s)).description
+            for s in range(20)} == {"swap > -> >= at line 3"}
+
+
+def test_drop_removes_only_a_refinement_of_a_bound_name():
+    src = ("# EVOLVE-BLOCK-START\ndef g(w):\n    x = 1.5\n    y = x + w\n    x = x * 0.5\n    w = w + y\n"
+           "    return x, y\n# EVOLVE-BLOCK-END\n")
+    drops = {only("drop").propose(src, [], np.random.default_rng(s)).description for s in range(20)}
+    assert drops == {"drop line 5: `x = x * 0.5`", "drop line 6: `w = w + y`"}
+
+
+def test_branch_switches_a_mode_not_a_selection():
+    src = ("import numpy as np\n# EVOLVE-BLOCK-START\ndef g(load, groups, nodes):\n    best = 0\n"
+           "    if groups % nodes:\n        groups, nodes = 1, 1\n    for p in range(len(load)):\n"
+           "        if load[p] > load[best]:\n            best = p\n    return best, groups, nodes\n"
+           "# EVOLVE-BLOCK-END\n")
+    children = {only("branch").propose(src, [], np.random.default_rng(s)).source for s in range(20)}
+    assert len(children) == 2
+    for child in children:
+        compile(child, "child", "exec")
+        assert "if groups % nodes" not in child and "if load[p] > load[best]:" in child
+    assert any("groups, nodes = (1, 1)" in c for c in children)
+
+
+def test_sort_by_and_key_follow_a_table_through_its_alias():
+    src = ("import numpy as np\n# EVOLVE-BLOCK-START\ndef schedule(state):\n"
+           "    run, wait = state['running'], state['waiting']\n"
+           "    victims = np.argsort(-run['id'], kind='stable')[:int(run['kv'][0])]\n"
+           "    order = range(len(state['waiting']['id']))\n"
+           "    return [int(wait['left'][i]) for i in order], victims\n# EVOLVE-BLOCK-END\n")
+    orders = {only("sort_by").propose(src, [], np.random.default_rng(s)).description for s in range(20)}
+    assert orders == {"order by 'id' at line 6", "order by 'left' at line 6"}
+    m = only("sort_by").propose(src, [], np.random.default_rng(0))
+    assert "order = np.argsort(state['waiting'][" in m.source and "kind='stable')" in m.source
+    keys = {only("key").propose(src, [], np.random.default_rng(s)).description for s in range(10)}
+    assert keys == {"key 'id' -> 'kv' at line 5"}
+
+
+def _signatures(source: str) -> dict[str, str]:
+    return {n.name: ast.dump(n.args) for n in ast.walk(ast.parse(source))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def test_every_operator_keeps_the_bundled_problems_parseable_with_their_entry_signatures():
+    from evolve.problem import bundled_problems, load
+    fired: set[str] = set()
+    for folder in bundled_problems():
+        spec = load(folder, check_evaluator=False)
+        parent = spec.initial_source()
+        entry = {n: s for n, s in _signatures(parent).items() if n in spec.entry.names}
+        assert set(entry) == set(spec.entry.names), folder
+        insp = [propose(parent, s).source for s in range(2)]  # crossover material: two children
+        for name, _ in DEFAULT_WEIGHTS:
+            for seed in range(4):
+                try:
+                    m = only(name).propose(parent, insp, np.random.default_rng(seed))
+                except MutationError:
+                    break  # no site for this operator in this program
+                compile(m.source, str(folder), "exec")
+                assert {n: s for n, s in _signatures(m.source).items() if n in entry} == entry, (folder, name)
+                fired.add(name)
+    assert {"constant", "crossover"} <= fired
+
+
+def test_an_int_factor_may_reach_zero_a_knob_may_not():
+    src = "# EVOLVE-BLOCK-START\ndef g(x):\n    k = 1\n    return 1 * x + k\n# EVOLVE-BLOCK-END\n"
+    seen = {only("constant").propose(src, [], np.random.default_rng(s)).description for s in range(40)}
+    assert seen == {"constant 1 -> 2 at line 3", "constant 1 -> 0 at line 4", "constant 1 -> 2 at line 4"}
+
+
+def test_a_comprehension_variable_does_not_count_as_bound_outside_it():
+    src = ("# EVOLVE-BLOCK-START\ndef g(n):\n    room = [k for k in range(n)]\n    k = min(room)\n"
+           "    k = k + 1\n    return k\n# EVOLVE-BLOCK-END\n")
+    drops = {only("drop").propose(src, [], np.random.default_rng(s)).description for s in range(10)}
+    assert drops == {"drop line 5: `k = k + 1`"}

@@ -23,7 +23,14 @@ SHOTS = Path(os.environ.get("ADRS_TEST_ARTIFACTS", ROOT / "runs" / "test-artifac
 
 
 def toy_run(base: Path, name: str, seed: int, iterations: int = 15) -> Path:
-    r = adrs("run", str(TOY), "--iterations", str(iterations), "--seed", str(seed), "--runs-dir", str(base),
+    # The toy's initial program with a knob that can break it: the offline mutator tunes `n` like any
+    # int knob, and below 16 the evaluator rejects the answer, so the run has failed attempts to show.
+    problem = base / "toy-with-knob"
+    if not problem.exists():
+        shutil.copytree(TOY, problem)
+        (problem / "initial.py").write_text((TOY / "initial.py").read_text().replace(
+            "    return [a * x * x + b for x in xs]", "    n = 16\n    return [a * x * x + b for x in xs][:n]"))
+    r = adrs("run", str(problem), "--iterations", str(iterations), "--seed", str(seed), "--runs-dir", str(base),
              "--run-id", name)
     assert r.returncode == 0, r.stderr
     return base / name

@@ -1,7 +1,9 @@
 """Check a candidate's placement against every EPLB rule; one precise InvalidOutput message per breach.
 
-The trusted side recomputes everything it scores from phy2log and checks the other two arrays only for
-consistency, so a candidate cannot claim a replica it did not place.
+The candidate returns (phy2log, logcnt). log2phy, which DeepSeek's and vLLM's code also return, is implied by
+phy2log, so the trusted side derives it (`replica_slots`) instead of receiving it: its 4-8 MB would otherwise
+be timed as part of the candidate's runtime. Everything scored is recomputed from phy2log; logcnt is only
+checked against it, so a candidate cannot claim a replica it did not place.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from evaluators.base import InvalidOutput
 @dataclass(frozen=True)
 class Placement:
     phy2log: np.ndarray  # [L, R] int64, logical expert held by each physical slot (GPU-major slots)
-    log2phy: np.ndarray  # [L, E, maxrep] int64, slots of each expert, -1 padded at the end
     logcnt: np.ndarray   # [L, E] int64, replicas of each expert
 
 
@@ -27,27 +28,25 @@ def _as_int_array(x: Any, name: str) -> np.ndarray:
         raise InvalidOutput(f"{name} is not a rectangular array: {e}") from None
     if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
         raise InvalidOutput(f"{name} must have an integer dtype, got {a.dtype}")
-    return a.astype(np.int64, copy=False)
+    return a.astype(np.int64)  # always a copy: the trusted side never shares memory with the answer
 
 
 def validate(result: Any, num_layers: int, num_experts: int, num_replicas: int) -> Placement:
     """Return the placement as int64 arrays, or raise InvalidOutput naming the first broken rule."""
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise InvalidOutput("rebalance_experts must return a tuple (phy2log, log2phy, logcnt)")
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        got = f"{len(result)} items" if isinstance(result, (tuple, list)) else type(result).__name__
+        raise InvalidOutput(f"rebalance_experts must return a tuple (phy2log, logcnt), got {got} "
+                            "(log2phy is derived by the evaluator: do not return it)")
     phy2log = _as_int_array(result[0], "phy2log")
-    log2phy = _as_int_array(result[1], "log2phy")
-    logcnt = _as_int_array(result[2], "logcnt")
+    logcnt = _as_int_array(result[1], "logcnt")
     L, E, R = num_layers, num_experts, num_replicas
     if phy2log.shape != (L, R):
         raise InvalidOutput(f"phy2log shape {phy2log.shape}, expected {(L, R)} (layers, slots)")
     if logcnt.shape != (L, E):
         raise InvalidOutput(f"logcnt shape {logcnt.shape}, expected {(L, E)} (layers, experts)")
-    if log2phy.ndim != 3 or log2phy.shape[:2] != (L, E) or not 1 <= log2phy.shape[2] <= R:
-        raise InvalidOutput(f"log2phy shape {log2phy.shape}, expected ({L}, {E}, maxrep) with 1 <= maxrep <= {R}")
     _check_phy2log(phy2log, E)
     _check_logcnt(phy2log, logcnt)
-    _check_log2phy(phy2log, log2phy, logcnt)
-    return Placement(phy2log, log2phy, logcnt)
+    return Placement(phy2log, logcnt)
 
 
 def _check_phy2log(phy2log: np.ndarray, E: int) -> None:
@@ -77,32 +76,14 @@ def _check_logcnt(phy2log: np.ndarray, logcnt: np.ndarray) -> None:
         raise InvalidOutput(f"logcnt[{l}, {e}] = {logcnt[l, e]} but phy2log holds {real[l, e]} replicas of it")
 
 
-def _check_log2phy(phy2log: np.ndarray, log2phy: np.ndarray, logcnt: np.ndarray) -> None:
+def replica_slots(phy2log: np.ndarray, logcnt: np.ndarray) -> np.ndarray:
+    """log2phy as vLLM defines it, derived from a validated placement: [L, E, max(logcnt)], the slots of
+    each expert in increasing order, -1 padded."""
     L, R = phy2log.shape
-    E, maxrep = logcnt.shape[1], log2phy.shape[2]
-    if logcnt.max() > maxrep:
-        l, e = np.unravel_index(np.argmax(logcnt), logcnt.shape)
-        raise InvalidOutput(f"log2phy has room for {maxrep} replicas but expert {e} of layer {l} has {logcnt[l, e]}")
-    used = np.arange(maxrep)[None, None, :] < logcnt[:, :, None]  # the first logcnt entries are slots
-    padding = log2phy[~used]
-    if (padding != -1).any():
-        l, e, k = np.argwhere(~used & (log2phy != -1))[0]
-        raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]}: entries past logcnt must be -1")
-    # the used entries in C order: layer-major, R per layer (logcnt sums to R), expert e repeated logcnt times
-    slots = log2phy[used]
-    layer = np.repeat(np.arange(L), R)
-    expert = np.repeat(np.tile(np.arange(E), L), logcnt.ravel())
-    out = (slots < 0) | (slots >= R)
-    if out.any():
-        l, e, k = np.argwhere(used & ((log2phy < 0) | (log2phy >= R)))[0]
-        raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]} is not a slot in [0, {R})")
-    if (phy2log[layer, slots] != expert).any():
-        l, e, k = np.argwhere(used & (phy2log[np.arange(L)[:, None, None], np.clip(log2phy, 0, R - 1)]
-                                      != np.arange(E)[None, :, None]))[0]
-        raise InvalidOutput(f"log2phy[{l}, {e}, {k}] = {log2phy[l, e, k]} but that slot holds expert "
-                            f"{phy2log[l, log2phy[l, e, k]]}")
-    # sum(logcnt) == R and every listed slot holds its expert, so each slot must be listed exactly once
-    listed = np.bincount(layer * R + slots, minlength=L * R).reshape(L, R)
-    if (listed != 1).any():
-        l, s = np.argwhere(listed != 1)[0]
-        raise InvalidOutput(f"layer {l}: slot {s} is listed {listed[l, s]} times in log2phy (must be once)")
+    order = np.argsort(phy2log, axis=1, kind="stable")        # slots grouped by expert, in slot order
+    experts = np.take_along_axis(phy2log, order, axis=1)
+    starts = np.cumsum(logcnt, axis=1) - logcnt                 # first position of each expert in `order`
+    rank = np.arange(R)[None, :] - np.take_along_axis(starts, experts, axis=1)
+    table = np.full((L, logcnt.shape[1], int(logcnt.max())), -1, dtype=np.int64)
+    table[np.arange(L)[:, None], experts, rank] = order
+    return table

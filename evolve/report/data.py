@@ -93,6 +93,7 @@ class RunData:
     feedback: dict[int, list[FeedbackRow]] = field(default_factory=dict)  # by program id: evaluator's words
     score_metric: str = "score"
     directions: dict[str, str] = field(default_factory=dict)   # metric -> max/min
+    runtime: tuple[str, str] = ("", "")   # objective.runtime and .runtime_at_equal, when the problem names them
 
     # -- derived views ----------------------------------------------------------------------------------
     @property
@@ -172,7 +173,7 @@ def gather(store: Store, run_id: str) -> RunData:
         artifacts={}, attempt_artifacts={}, llm_calls=_llm_calls(rows["llm_calls"]),
         feedback=_feedback(rows["feedback"]))
     data.artifacts, data.attempt_artifacts = _artifacts(rows["artifacts"])
-    data.score_metric, data.directions = _objective(data)
+    data.score_metric, data.directions, data.runtime = _objective(data)
     return data
 
 
@@ -235,13 +236,14 @@ def _content(c) -> str:
     return json.dumps(c, indent=2)
 
 
-def _objective(data: RunData) -> tuple[str, dict[str, str]]:
-    """The score metric and metric directions: from the problem when it can be loaded, else inferred."""
+def _objective(data: RunData) -> tuple[str, dict[str, str], tuple[str, str]]:
+    """The score metric, metric directions and runtime metrics: from the problem when it can be loaded,
+    else inferred (and no runtime metrics)."""
     from evolve import problem as pm
     from evolve.errors import AdrsError
     try:
-        spec = pm.load(data.run["problem_dir"], check_evaluator=False)
-        return spec.objective.score, dict(spec.objective.metrics)
+        obj = pm.load(data.run["problem_dir"], check_evaluator=False).objective
+        return obj.score, dict(obj.metrics), (obj.runtime, obj.runtime_at_equal)
     except (AdrsError, OSError):
         pass
     init = data.initial()
@@ -249,5 +251,5 @@ def _objective(data: RunData) -> tuple[str, dict[str, str]]:
     for name in sorted({r.metric for r in rows}):
         vals = [r.value for r in rows if r.split == "train" and r.metric == name]
         if vals and init.score is not None and abs(sum(vals) / len(vals) - init.score) < 1e-9:
-            return name, {name: "max"}
-    return "score", {"score": "max"}
+            return name, {name: "max"}, ("", "")
+    return "score", {"score": "max"}, ("", "")

@@ -5,9 +5,11 @@ import json
 import time
 from dataclasses import dataclass
 
+from evolve.problem import Objective
 from evolve.report import charts, code
 from evolve.report.data import HELD_OUT, AttemptInfo, LlmInfo, ProgramInfo, RunData
 from evolve.report.stats import Interval, compare_rows
+from evolve.run.headline import Entrant, best_label, headline as run_headline
 
 ARROW = {"max": "↑", "min": "↓"}
 SPLIT_ORDER = {"quick": 0, "train": 1, HELD_OUT: 2}
@@ -90,6 +92,7 @@ def index_context(data: RunData) -> dict:
     others = [m for m in data.directions if m != data.score_metric]
     return dict(
         title=data.run_id, root="", run_id=data.run_id, run=data.run, summary=summary,
+        headline=headline(data),
         failures=_failure_rows(failed), compare=rows,
         other_metrics=[(m, ARROW.get(data.directions[m], "")) for m in others],
         score_metric=data.score_metric, fmt=fmt, fmt_ci=fmt_ci,
@@ -100,6 +103,26 @@ def index_context(data: RunData) -> dict:
                 for e in data.events],
         isolation=json.dumps(data.run["isolation"], indent=2), versions=data.run["versions"],
         config=json.dumps(cfg, indent=2), n_programs=len(data.lineage()), href=charts.program_href)
+
+
+def headline(data: RunData) -> str:
+    """The run's result in one line, as `adrs run` ends with it (evolve.run.headline), or '' before the
+    final stage has scored anything on held-out."""
+    init, best = data.initial(), data.best()
+    if init is None or not data.split_values(init.id, HELD_OUT):
+        return ""
+
+    def entrant(label: str, p: ProgramInfo) -> Entrant:
+        rows: dict[str, dict[str, float]] = {}
+        for r in data.metrics.get(p.id, []) if p.status == "ok" else []:
+            if r.split == HELD_OUT:
+                rows.setdefault(r.workload, {})[r.metric] = r.value
+        return Entrant(label, rows)
+
+    objective = Objective(data.score_metric, dict(data.directions), *data.runtime)
+    child = None if best is None or best is init else entrant(best_label(best), best)
+    return run_headline(child, entrant("initial", init), [entrant(p.name, p) for p in data.baselines()],
+                        objective).text
 
 
 def _tree(data: RunData):

@@ -1,11 +1,12 @@
 """The offline mutator: blind AST edits of the EVOLVE-BLOCK regions, and crossover with inspirations.
 
 It is the proposer when no LLM is configured and a baseline an LLM must beat. Each child gets 1-3
-operators (constant perturbation, comparison/arithmetic/min-max swaps, statement reorder or drop,
-crossover from evolve.search.crossover). Only the regions' text is re-generated (with ast.unparse, so
-comments inside a mutated region are lost); everything outside stays byte-identical. All randomness
-comes from the generator passed in, and every traversal order is fixed by the source, so equal
-inputs give equal children.
+operators: the type- and shape-preserving local edits of evolve.search.operators (constant tuning,
+comparison, arithmetic, sort order and sort key swaps, ordering by a column, dropping a refinement,
+forcing a branch) and crossover from evolve.search.crossover. Only the regions' text is re-generated
+(with ast.unparse, so comments inside a mutated region are lost); everything outside stays
+byte-identical. All randomness comes from the generator passed in, and every traversal order is fixed
+by the source, so equal inputs give equal children. bench/offline_mutator.py measures what it earns.
 """
 from __future__ import annotations
 
@@ -13,29 +14,20 @@ import ast
 import math
 import textwrap
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable
 
 import numpy as np
 
 from evolve.search.crossover import collect_crossover, donor_index, DonorIndex
-from evolve.search.regions import Region as _Region, Site, parse_regions
 from evolve.search.edits import EditError, check_regions
+from evolve.search.operators import LOCAL, collect as collect_local
+from evolve.search.regions import Region as _Region, Site, parse_regions
 
 
-OPERATORS = ("constant", "compare", "arith", "minmax", "reorder", "drop", "crossover")
+OPERATORS = LOCAL + ("crossover",)
 DEFAULT_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("constant", 4.0), ("compare", 1.0), ("arith", 1.0), ("minmax", 1.0),
-    ("reorder", 1.0), ("drop", 0.5), ("crossover", 2.0),
+    ("constant", 4.0), ("compare", 1.0), ("arith", 1.0), ("order", 1.0), ("key", 1.0), ("sort_by", 1.0),
+    ("drop", 0.5), ("branch", 1.0), ("crossover", 2.0),
 )
-_COMPARE_OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
-_ARITH_GROUPS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div, ast.FloorDiv))  # swaps stay within a group
-_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
-            ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}
-_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
-         ast.Global, ast.Nonlocal)
-_JUMPS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
-_STMT_FIELDS = ("body", "orelse", "finalbody")
 
 
 @dataclass(frozen=True)
@@ -65,131 +57,6 @@ def _splice(lines: list[str], regions: list[_Region], new_text: dict[int, str]) 
             pos = region.end
     out.extend(lines[pos:])
     return "".join(out)
-
-
-def _stmt_lists(node: ast.AST) -> list[list[ast.stmt]]:
-    lists = [getattr(node, name, None) for name in _STMT_FIELDS]
-    return [body for body in lists if isinstance(body, list) and body and isinstance(body[0], ast.stmt)]
-
-
-def _line(node: ast.AST, offset: int) -> int:
-    return offset + getattr(node, "lineno", 0)
-
-
-def _short(node: ast.AST) -> str:
-    text = ast.unparse(node).split("\n")[0]
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# ---------------------------------------------------------------- local operators
-
-def _perturb_float(value: float, rng: np.random.Generator) -> float:
-    if value == 0.0:
-        return float(f"{abs(rng.normal(0.0, 0.1)):.4g}") or 0.01
-    new = float(f"{value * math.exp(rng.normal(0.0, 0.25)):.4g}")  # 4 significant digits stay readable
-    return new if new != value else float(f"{value * 1.1:.4g}")
-
-
-def _perturb_int(value: int, rng: np.random.Generator) -> int:
-    step = 1 if rng.random() < 0.7 else int(rng.integers(2, 3 + abs(value) // 4))
-    new = value + step if rng.random() < 0.5 else value - step
-    return new if new >= 0 else value + step  # negative literals would unparse into surprises
-
-
-def _perturb_constant(node: ast.Constant, offset: int, rng: np.random.Generator) -> str:
-    old = node.value
-    node.value = _perturb_float(old, rng) if isinstance(old, float) else _perturb_int(old, rng)
-    return f"constant {old!r} -> {node.value!r} at line {_line(node, offset)}"
-
-
-def _swap_op(node: ast.AST, k: int | None, offset: int, rng: np.random.Generator) -> str:
-    """Replace a comparison operator (node.ops[k]) or an arithmetic one (node.op, k None)."""
-    old = type(node.op if k is None else node.ops[k])  # type: ignore[attr-defined]
-    group = _COMPARE_OPS if k is not None else next(g for g in _ARITH_GROUPS if old in g)
-    choices = [op for op in group if op is not old]
-    new = choices[int(rng.integers(len(choices)))]
-    if k is None:
-        node.op = new()  # type: ignore[attr-defined]
-    else:
-        node.ops[k] = new()  # type: ignore[attr-defined]
-    return f"swap {_SYMBOLS[old]} -> {_SYMBOLS[new]} at line {_line(node, offset)}"
-
-
-def _swap_minmax(node: ast.Call, offset: int, rng: np.random.Generator) -> str:
-    func = node.func
-    assert isinstance(func, ast.Name)
-    old, func.id = func.id, ("max" if func.id == "min" else "min")
-    return f"swap {old} -> {func.id} at line {_line(node, offset)}"
-
-
-def _reorder(body: list[ast.stmt], i: int, offset: int, rng: np.random.Generator) -> str:
-    a, b = body[i], body[i + 1]
-    body[i], body[i + 1] = b, a
-    return f"reorder lines {_line(a, offset)} and {_line(b, offset)}"
-
-
-def _drop(body: list[ast.stmt], i: int, offset: int, rng: np.random.Generator) -> str:
-    node = body.pop(i)
-    return f"drop line {_line(node, offset)}: `{_short(node)}`"
-
-
-def _is_number(node: ast.Constant) -> bool:
-    value = node.value
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_text(node: ast.AST) -> bool:
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
-                                              and isinstance(node.value, (str, bytes)))
-
-
-def _arith_ok(node: ast.BinOp | ast.AugAssign) -> bool:
-    if not any(type(node.op) in group for group in _ARITH_GROUPS):  # type: ignore[attr-defined]
-        return False
-    operands = (node.left, node.right) if isinstance(node, ast.BinOp) else (node.target, node.value)
-    return not any(_is_text(x) for x in operands)  # "a" + "b" -> "a" - "b" can only crash
-
-
-def _movable(node: ast.stmt) -> bool:
-    docstring = isinstance(node, ast.Expr) and _is_text(node.value)
-    return not (isinstance(node, _DEFS + _JUMPS) or docstring)
-
-
-# Node types that can hold statement lists; checked by type first because this walk is the hot loop.
-_BLOCK_TYPES = frozenset(cls for cls in vars(ast).values()
-                         if isinstance(cls, type) and issubclass(cls, ast.AST)
-                         and set(getattr(cls, "_fields", ())) & set(_STMT_FIELDS))
-
-
-def _collect_local(trees: list[ast.Module], regions: list[_Region]) -> dict[str, list[Site]]:
-    sites: dict[str, list[Site]] = {name: [] for name in OPERATORS if name != "crossover"}
-    constant, compare, arith = sites["constant"], sites["compare"], sites["arith"]
-    minmax, reorder, drop = sites["minmax"], sites["reorder"], sites["drop"]
-    for r, (tree, region) in enumerate(zip(trees, regions)):
-        off = region.start
-        for node in ast.walk(tree):
-            kind = type(node)
-            if kind is ast.Constant:
-                if _is_number(node):
-                    constant.append((r, partial(_perturb_constant, node, off)))
-            elif kind is ast.Compare:
-                compare.extend((r, partial(_swap_op, node, k, off))
-                               for k, op in enumerate(node.ops) if isinstance(op, _COMPARE_OPS))
-            elif kind is ast.BinOp or kind is ast.AugAssign:
-                if _arith_ok(node):
-                    arith.append((r, partial(_swap_op, node, None, off)))
-            elif kind is ast.Call:
-                if isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
-                    minmax.append((r, partial(_swap_minmax, node, off)))
-            if kind not in _BLOCK_TYPES:
-                continue
-            for body in _stmt_lists(node):
-                movable = [_movable(st) for st in body]
-                reorder.extend((r, partial(_reorder, body, i, off))
-                               for i in range(len(body) - 1) if movable[i] and movable[i + 1])
-                if len(body) > 1:
-                    drop.extend((r, partial(_drop, body, i, off)) for i in range(len(body)) if movable[i])
-    return sites
 
 
 # ---------------------------------------------------------------- the mutator
@@ -226,11 +93,11 @@ class _Context:
         return self._donors
 
 
-# Structural operators move or replace statements, so sites collected before them go stale.
-_STRUCTURAL = ("reorder", "drop", "crossover")
-# Operators whose result can equal the parent (swapping equal statements, taking back an earlier edit).
+# Structural operators move or replace statements or subtrees, so sites collected before them go stale.
+_STRUCTURAL = ("sort_by", "drop", "branch", "crossover")
+# Operators whose result can equal the parent (taking back an earlier edit).
 # Edits of distinct nodes and drops always leave a visible change.
-_MAY_CANCEL = ("reorder", "crossover")
+_MAY_CANCEL = ("crossover",)
 
 
 @dataclass(frozen=True)
@@ -270,7 +137,7 @@ class OfflineMutator:
         local: dict[str, list[Site]] | None = None
         for step in range(n_ops):
             if local is None:  # sites stay valid after in-place node edits, not after structural ones
-                local = _collect_local(trees, ctx.regions)
+                local = collect_local(trees, ctx.regions)
             picked = self._pick(local, trees, ctx, rng)
             if picked is None and step == 0:  # fresh trees: nothing here can ever be mutated
                 raise MutationError("nothing to mutate in the EVOLVE-BLOCK regions")

@@ -10,14 +10,12 @@ def _replicate(weight, num_phy):
     n, num_log = weight.shape
     rows = np.arange(n)
     phy2log = np.tile(np.arange(num_phy, dtype=np.int64), (n, 1))
-    rank = np.zeros((n, num_phy), dtype=np.int64)
     logcnt = np.ones((n, num_log), dtype=np.int64)
     for i in range(num_log, num_phy):
         hot = np.argmax(weight / logcnt, axis=1)
         phy2log[:, i] = hot
-        rank[:, i] = logcnt[rows, hot]
         logcnt[rows, hot] += 1
-    return phy2log, rank, logcnt
+    return phy2log, logcnt
 
 
 def _balanced_packing(weight, num_packs):
@@ -41,15 +39,10 @@ def _balanced_packing(weight, num_packs):
 
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
     weight = np.asarray(weight, dtype=np.float64)
-    L, E = weight.shape
-    phy2log, rank, logcnt = _replicate(weight, num_replicas)
+    phy2log, logcnt = _replicate(weight, num_replicas)
     phy_load = np.take_along_axis(weight / logcnt, phy2log, axis=1)
     pack, pos = _balanced_packing(phy_load, num_gpus)
     slot = pack * (num_replicas // num_gpus) + pos          # where each replica lands
     out = np.empty_like(phy2log)
-    out_rank = np.empty_like(rank)
     np.put_along_axis(out, slot, phy2log, axis=1)
-    np.put_along_axis(out_rank, slot, rank, axis=1)
-    log2phy = np.full((L, E, num_replicas - E + 1), -1, dtype=np.int64)
-    log2phy[np.arange(L)[:, None], out, out_rank] = np.arange(num_replicas)
-    return out, log2phy, logcnt
+    return out, logcnt

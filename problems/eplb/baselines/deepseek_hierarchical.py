@@ -12,6 +12,8 @@ def _balanced_packing(weight, num_packs):
     """Each row's items, heaviest first, onto the least loaded pack that still has room (equal item counts)."""
     n, m = weight.shape
     cap = m // num_packs
+    if cap == 1:  # one item per pack: item i to pack i, as DeepSeek's code does
+        return np.tile(np.arange(m), (n, 1)), np.zeros((n, m), dtype=np.int64)
     rows = np.arange(n)
     order = np.argsort(-weight, axis=1, kind="stable")
     pack_index = np.zeros((n, m), dtype=np.int64)
@@ -33,14 +35,12 @@ def _replicate(weight, num_phy):
     n, num_log = weight.shape
     rows = np.arange(n)
     phy2log = np.tile(np.arange(num_phy, dtype=np.int64), (n, 1))
-    rank = np.zeros((n, num_phy), dtype=np.int64)
     logcnt = np.ones((n, num_log), dtype=np.int64)
     for i in range(num_log, num_phy):
         hot = np.argmax(weight / logcnt, axis=1)
         phy2log[:, i] = hot
-        rank[:, i] = logcnt[rows, hot]
         logcnt[rows, hot] += 1
-    return phy2log, rank, logcnt
+    return phy2log, logcnt
 
 
 def _inverse(perm):
@@ -62,7 +62,7 @@ def _hierarchical(weight, num_phy, num_groups, num_nodes, num_gpus):
     mlog2log = _inverse(log2mlog)
     # 2. replicate inside each node
     mlog_load = np.take_along_axis(weight, mlog2log, axis=1).reshape(L * num_nodes, E // num_nodes)
-    phy2mlog, phyrank, mlogcnt = _replicate(mlog_load, num_phy // num_nodes)
+    phy2mlog, mlogcnt = _replicate(mlog_load, num_phy // num_nodes)
     # 3. replicas -> GPUs of the node
     phy_load = np.take_along_axis(mlog_load / mlogcnt, phy2mlog, axis=1)
     pack, rank = _balanced_packing(phy_load, num_gpus // num_nodes)
@@ -71,18 +71,13 @@ def _hierarchical(weight, num_phy, num_groups, num_nodes, num_gpus):
     offsets = np.arange(0, E, E // num_nodes)[None, :, None]
     pphy2mlog = (pphy2mlog.reshape(L, num_nodes, -1) + offsets).reshape(L, -1)
     pphy2log = np.take_along_axis(mlog2log, pphy2mlog, axis=1)
-    pphyrank = np.take_along_axis(phyrank, pphy2phy, axis=1).reshape(L, -1)
     logcnt = np.take_along_axis(mlogcnt.reshape(L, -1), log2mlog, axis=1)
-    return pphy2log, pphyrank, logcnt
+    return pphy2log, logcnt
 
 
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
     weight = np.asarray(weight, dtype=np.float64)
-    L, E = weight.shape
+    E = weight.shape[1]
     if num_groups % num_nodes == 0 and E % num_groups == 0:
-        phy2log, rank, logcnt = _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus)
-    else:
-        phy2log, rank, logcnt = _hierarchical(weight, num_replicas, 1, 1, num_gpus)
-    log2phy = np.full((L, E, num_replicas - E + 1), -1, dtype=np.int64)
-    log2phy[np.arange(L)[:, None], phy2log, rank] = np.arange(num_replicas)
-    return phy2log, log2phy, logcnt
+        return _hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus)
+    return _hierarchical(weight, num_replicas, 1, 1, num_gpus)

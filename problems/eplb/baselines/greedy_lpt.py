@@ -25,9 +25,4 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
         phy2log[rows, g * per_gpu + gpu_used[rows, g]] = reps[rows, r]
         gpu_load[rows, g] += share[rows, r]
         gpu_used[rows, g] += 1
-    log2phy = np.full((L, E, int(logcnt.max())), -1, dtype=np.int64)
-    for l in range(L):
-        slots = np.argsort(phy2log[l], kind="stable")        # slots grouped by expert
-        rank = np.arange(num_replicas) - np.repeat(np.cumsum(logcnt[l]) - logcnt[l], logcnt[l])
-        log2phy[l, phy2log[l, slots], rank] = slots
-    return phy2log, log2phy, logcnt
+    return phy2log, logcnt
