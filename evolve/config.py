@@ -22,6 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SANDBOXES = ("local", "docker")
+ORDERS = ("proposal", "completion")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class RunConfig:
     db: str = ""                      # SQLAlchemy URL; default runs/<run-id>/lineage.db (SQLite)
     run_id: str = ""
     final_top_k: int = 1              # best programs scored on held-out at the end
+    order: str = "proposal"           # commit order: proposal (reproducible) or completion (see controller)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
-    # LLM proposer (evolve/llm_proposer.py); no models: the offline mutator proposes
+    # LLM proposer (evolve/llm/); no models: the offline mutator proposes
     models: tuple[str, ...] = ()      # litellm model strings, each optionally "model:weight"
     api_base: str = ""                # an OpenAI-compatible server (vLLM, Ollama, llama.cpp)
     max_cost: float = 0.0             # dollars; stop proposing at this spend (0: no budget)
@@ -46,10 +48,11 @@ class RunConfig:
     diff_ratio: float = 0.7           # prompt modes: SEARCH/REPLACE diff, full rewrite, crossover
     rewrite_ratio: float = 0.2
     crossover_ratio: float = 0.1
-    llm_timeout_s: float = 180.0      # one HTTP request
+    llm_timeout_s: float = 0.0        # one HTTP request, wall clock; 0: from the model (evolve/llm/limits.py)
     llm_attempts: int = 5             # HTTP attempts per proposal (429/5xx/timeouts are retried)
     llm_backoff_s: float = 2.0        # first retry delay; doubles per consecutive failure, capped, jittered
-    llm_max_tokens: int = 16384
+    llm_max_tokens: int = 0           # tokens per answer; 0: from the model (evolve/llm/limits.py)
+    llm_max_repeated_failures: int = 5  # stop after this many consecutive identical LLM failures (0: never)
     temperature: float = 0.8
 
     @property
@@ -118,6 +121,7 @@ def validate(cfg: RunConfig, where: str) -> None:
     need(cfg.eval_slots >= 1, "eval_slots", "must be >= 1")
     need(cfg.final_top_k >= 1, "final_top_k", "must be >= 1")
     need(cfg.sandbox in SANDBOXES, "sandbox", f"must be one of {', '.join(SANDBOXES)}")
+    need(cfg.order in ORDERS, "order", f"must be one of {', '.join(ORDERS)}")
     _validate_llm(cfg, need)
     a = cfg.archive
     need(a.num_islands >= 1, "archive.num_islands", "must be >= 1")
@@ -142,10 +146,11 @@ def _validate_llm(cfg: RunConfig, need) -> None:
     ratios = (cfg.diff_ratio, cfg.rewrite_ratio, cfg.crossover_ratio)
     need(min(ratios) >= 0 and sum(ratios) > 0, "diff_ratio", "diff/rewrite/crossover ratios must be >= 0, "
          "not all 0")
-    need(cfg.llm_timeout_s > 0, "llm_timeout_s", "must be > 0")
+    need(cfg.llm_timeout_s >= 0, "llm_timeout_s", "must be >= 0 (0: from the model)")
     need(cfg.llm_attempts >= 1, "llm_attempts", "must be >= 1")
     need(cfg.llm_backoff_s >= 0, "llm_backoff_s", "must be >= 0")
-    need(cfg.llm_max_tokens >= 1, "llm_max_tokens", "must be >= 1")
+    need(cfg.llm_max_tokens >= 0, "llm_max_tokens", "must be >= 0 (0: from the model)")
+    need(cfg.llm_max_repeated_failures >= 0, "llm_max_repeated_failures", "must be >= 0 (0: never stop)")
     need(0 <= cfg.temperature <= 2, "temperature", "must be in [0, 2]")
     need(not cfg.api_base or cfg.api_base.startswith(("http://", "https://")), "api_base",
          "must be an http:// or https:// URL")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Callable, Union
 
 @dataclass(frozen=True)
 class Reply:
-    text: str = ""
+    text: str = ""                    # the answer; with an error status, the error's message
     status: int = 200                 # 429, 500, 503 ... are sent as OpenAI-style error bodies
     delay_s: float = 0.0              # sleep before answering (slow model, or past the client timeout)
     finish_reason: str = "stop"       # "length" simulates a truncated answer
@@ -29,11 +31,14 @@ Responder = Callable[[dict], Reply]
 
 
 class ScriptedServer:
-    def __init__(self, script: list[Reply] | None = None, default: Union[Reply, Responder] = Reply("")) -> None:
+    def __init__(self, script: list[Reply] | None = None, default: Union[Reply, Responder] = Reply(""),
+                 context_window: int | None = None) -> None:
         self.script = list(script or [])
+        self.context_window = context_window  # reported as vLLM does (max_model_len in /v1/models)
         self.default = default
         self.requests: list[dict] = []
         self.served: list[Reply] = []
+        self.hangups: list[float] = []    # seconds into a delayed reply at which its client hung up
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -74,7 +79,10 @@ def _handler(server: ScriptedServer):
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
-                self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                model = {"id": "scripted", "object": "model"}
+                if server.context_window:
+                    model["max_model_len"] = server.context_window
+                self._send(200, {"object": "list", "data": [model]})
             else:
                 self._send(404, {"error": {"message": "not found"}})
 
@@ -85,13 +93,31 @@ def _handler(server: ScriptedServer):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             reply = server.next_reply(body)
-            if reply.delay_s:
-                time.sleep(reply.delay_s)
+            if reply.delay_s and self._client_hung_up(reply.delay_s):
+                return  # like a real server that notices the disconnect: stop "generating"
             if reply.status != 200:
-                self._send(reply.status, {"error": {"message": f"scripted {reply.status}",
+                self._send(reply.status, {"error": {"message": reply.text or f"scripted {reply.status}",
                                                     "type": "server_error", "code": str(reply.status)}})
                 return
             self._send(200, _completion(body, reply))
+
+        def _client_hung_up(self, seconds: float) -> bool:
+            """Sleep `seconds` while watching the connection; True (and logged) if the client closed it."""
+            t0 = time.monotonic()
+            while (left := t0 + seconds - time.monotonic()) > 0:
+                readable, _, _ = select.select([self.connection], [], [], min(left, 0.02))
+                if not readable:
+                    continue
+                try:
+                    closed = not self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    closed = True
+                if closed:
+                    server.hangups.append(time.monotonic() - t0)
+                    self.close_connection = True
+                    return True
+                time.sleep(min(left, 0.02))  # bytes of a next request: not a hang-up
+            return False
 
         def _send(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()

@@ -1,8 +1,9 @@
 """The LLM proposer against a real OpenAI-compatible server on loopback, through the real litellm client.
 
-Also unit tests of answer parsing, the ensemble bandit, prompt bounds and template overrides.
+Also unit tests of answer parsing, the ensemble bandit, prompt bounds and template overrides. The client
+alone is tested in test_llm_client.py, repeated failures in test_llm_failures.py, `adrs doctor` in
+test_llm_doctor.py.
 """
-import asyncio
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from evolve.llm.answer import AnswerError, decide, parse_answer
 from evolve.config import RunConfig
 from evolve.search.edits import FullRewrite, SearchReplace
 from evolve.llm.ensemble import Ensemble, Outcome, parse_model_spec
-from evolve.llm.client import CallRecord, ClientSettings, LlmClient
+from evolve.llm.client import CallRecord
 from evolve.search.proposer import ProgramView, ProposalContext, ProposalFailed
 from tests.conftest import TOY, adrs
 from tests.llm_server import (EMPTY, GARBAGE, NO_MATCH, RATE_LIMITED, SERVER_ERROR, TRUNCATED, Reply,
@@ -75,6 +76,14 @@ def test_decide_uses_the_last_record_and_keeps_every_call():
     with pytest.raises(ProposalFailed) as e:
         decide([rec(response="<<<<<<< SEARCH\n    a", error="truncated: max_tokens")])
     assert e.value.reason == "llm_truncated" and e.value.raw.startswith("<<<<<<<")
+    two = DIFF + DIFF.replace("0.5", "0.25").replace("1.0", "2.0")
+    p = decide([rec(response=two + "<<<<<<< SEARCH\n    b = 1\n===", error="truncated: max_tokens")])
+    assert isinstance(p.edit, SearchReplace) and len(p.edit.blocks) == 2          # the complete blocks
+    assert p.description == f"{KNOWN}: 2 SEARCH/REPLACE blocks (the answer was truncated at max tokens; its " \
+                            "complete blocks were applied)" and len(p.llm_calls) == 1
+    with pytest.raises(ProposalFailed) as e:  # cut while thinking: the blocks were drafts
+        decide([rec(response="<think>first try:\n" + DIFF + "hmm", error="truncated: max_tokens")])
+    assert e.value.reason == "llm_truncated"
     with pytest.raises(ProposalFailed) as e:
         decide([rec(response="no idea")])
     assert e.value.reason == "unparseable" and e.value.raw == "no idea"
@@ -182,32 +191,6 @@ def test_templates_are_overridable_per_problem(toy_copy):
     user = pb.messages(_ctx(parent), "diff")[1]["content"]
     assert user.rstrip().endswith("CUSTOM INSTRUCTIONS for score")
     assert "Rewrite the evolvable part" in pb.messages(_ctx(parent), "rewrite")[1]["content"]
-
-
-# ---------------------------------------------------------------- the client against the server
-
-def _complete(server: ScriptedServer, model: str, **kw) -> list[CallRecord]:
-    s = ClientSettings(api_base=server.base_url, **{"timeout_s": 1.0, "attempts": 3, "backoff_s": 0.02, **kw})
-    return asyncio.run(LlmClient(s).complete(model, [{"role": "user", "content": "hi"}], np.random.default_rng(0)))
-
-
-def test_client_retries_and_records_every_attempt():
-    with ScriptedServer([RATE_LIMITED, slow(2.5), SERVER_ERROR, SERVER_ERROR, SERVER_ERROR],
-                        default=Reply("fine")) as srv:
-        recs = _complete(srv, KNOWN)
-        assert [r.kind for r in recs] == ["rate_limited", "timeout", "server_error"]   # attempts used up
-        assert len(srv.requests) == 3                                                 # no hidden retries
-        recs = _complete(srv, KNOWN)
-        assert [r.kind for r in recs] == ["server_error", "server_error", ""] and recs[-1].response == "fine"
-        assert recs[-1].cost_usd and recs[-1].cost_usd > 0 and recs[-1].prompt_tokens > 0
-        assert _complete(srv, UNKNOWN)[-1].cost_usd is None                           # no known price
-        assert "api_key" not in json.dumps([r.row() for r in recs])
-
-
-def test_client_marks_truncated_answers():
-    with ScriptedServer([TRUNCATED]) as srv:
-        (r,) = _complete(srv, KNOWN)
-        assert r.kind == "truncated" and r.response.startswith("<<<<<<< SEARCH")
 
 
 # ---------------------------------------------------------------- end to end
@@ -373,20 +356,24 @@ def test_evaluator_feedback_reaches_the_childs_prompt_and_the_report(toy_copy, t
     assert {"workload": "w0", "split": "train", "text": words["w0"]} in shown["feedback"]
 
 
-def test_doctor_reports_models_db_and_sandbox(tmp_path):
-    with ScriptedServer(default=Reply("ok")) as srv:
-        r = adrs("doctor", "--model", KNOWN, "--api-base", srv.base_url, "--db", f"sqlite:///{tmp_path}/d.db")
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert f"model {KNOWN}: answered" in r.stdout and "database:" in r.stdout and "sandbox:" in r.stdout
-    r = adrs("doctor", "--model", KNOWN, "--api-base", "http://127.0.0.1:9/v1", "--timeout", "3")
-    assert r.returncode == 1 and "connection_error" in r.stdout and "check --api-base" in r.stdout
-    env = {k: "" for k in ("OPENAI_API_KEY",)}
-    r = adrs("doctor", "--model", "gpt-4.1-mini", env=env)
-    assert r.returncode == 1 and "set OPENAI_API_KEY" in r.stdout
-
-
 def test_run_without_key_says_so_in_one_line(tmp_path):
     r = adrs("run", str(TOY), "--model", "anthropic/claude-sonnet-4-5", "--runs-dir", str(tmp_path),
              env={"ANTHROPIC_API_KEY": ""})
     assert r.returncode == 1 and "needs ANTHROPIC_API_KEY in the environment" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_truncated_answer_keeps_its_complete_blocks_and_the_page_says_so(tmp_path):
+    def cut(body: dict) -> Reply:   # a valid block, then the answer stops in the middle of a second one
+        return Reply(toy_diff(body).text + "<<<<<<< SEARCH\n    b = ", finish_reason="length", kind="cut")
+    with ScriptedServer(default=cut) as srv:
+        db = _run_session(tmp_path, "cut", srv.base_url, iterations=1, models=(UNKNOWN,), proposals_in_flight=1,
+                          eval_slots=1)
+    (status, origin), = _db_rows(db, "select status, origin from programs where kind = 'child'")
+    assert status == "ok" and "truncated at max tokens; its complete blocks were applied" in origin
+    assert _db_rows(db, "select error from llm_calls")[0][0].startswith("truncated:")
+    r = adrs("report", str(tmp_path / "cut"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "cut" / "report" / "programs" / "2.html").read_text()
+    assert "its complete blocks were applied" in page

@@ -11,19 +11,6 @@ import typer
 from evolve.cli.app import app, make_console
 from evolve.errors import AdrsError
 
-ADVICE = {
-    "auth_error": "the provider rejected the key: check the key variable ({keys})",
-    "not_found": "the provider does not know this model: check the litellm model string (e.g. openai/gpt-4.1-mini)",
-    "connection_error": "cannot reach the server: check --api-base and that the server is running",
-    "timeout": "no answer in time: the server is slow or down; try again or raise llm_timeout_s",
-    "rate_limited": "rate-limited: wait, or run with fewer --proposals",
-    "server_error": "the provider failed (5xx): try again later",
-    "bad_request": "the request was refused: check the model string and --api-base",
-    "context_window": "the prompt is too long for this model",
-    "truncated": "the answer was cut at max tokens (the model answers; raise llm_max_tokens for runs)",
-    "error": "unexpected error; the message above says more",
-}
-
 
 def check_keys(cfg) -> None:
     from evolve.llm.ensemble import parse_model_spec
@@ -45,6 +32,16 @@ def announce_proposer(console, cfg, any_key: bool) -> None:
     budget = f", budget ${cfg.max_cost:g}" if cfg.max_cost else ""
     where = f" via {cfg.api_base}" if cfg.api_base else ""
     console.print(f"Proposing with {', '.join(cfg.models)}{where}{budget}.")
+    for name, lim in model_limits(cfg):
+        console.print(f"  {name}: {lim.describe()}", markup=False, highlight=False)
+
+
+def model_limits(cfg) -> list:
+    """(model, ModelLimits) per model of the config: context window, max tokens, timeout."""
+    from evolve.config import parse_model_spec
+    from evolve.llm.limits import resolve
+    names = [parse_model_spec(s)[0] for s in cfg.models]
+    return [(n, resolve(n, cfg.api_base, cfg.llm_max_tokens, cfg.llm_timeout_s)) for n in names]
 
 
 def make_proposer(h):
@@ -85,38 +82,46 @@ def replay(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
 @app.command()
 def doctor(model: Optional[List[str]] = typer.Option(None, "--model", help="model to check (repeatable)"),
            api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
+           problem: Optional[str] = typer.Option(None, help="send this problem's first prompt (default: a short "
+                                                 "edit task)"),
            config: Optional[Path] = typer.Option(None, help="TOML run settings (models, api_base, db)"),
            db: Optional[str] = typer.Option(None, help="SQLAlchemy URL to check"),
            sandbox: Optional[str] = typer.Option(None, help="sandbox backend the runs will use: local or docker"),
-           timeout: float = typer.Option(60.0, help="seconds to wait for each model")) -> None:
-    """Check that the models answer, the database opens and the sandbox works; say what to do otherwise."""
+           max_tokens: Optional[int] = typer.Option(None, help="tokens per answer (default: from the model)"),
+           timeout: Optional[float] = typer.Option(None, help="seconds to wait for each model (default: from "
+                                                   "the model)")) -> None:
+    """Check that the models turn a real edit task into an edit, the database opens and the sandbox works;
+    say what to do otherwise."""
     from evolve import config as cfgmod
     base = cfgmod.load_file(config) if config else cfgmod.RunConfig()
     given = {k: v for k, v in dict(models=tuple(model) if model else None, api_base=api_base, db=db,
-                                 sandbox=sandbox).items()
+                                 sandbox=sandbox, llm_max_tokens=max_tokens, llm_timeout_s=timeout).items()
              if v is not None}
     cfg = cfgmod.build(given, "command line", base)
     console = make_console()
-    checks = [*_model_checks(cfg, timeout), _db_check(cfg), _sandbox_check(), _docker_check(cfg.sandbox == "docker")]
+    checks = [*_model_checks(cfg, problem), _db_check(cfg), _sandbox_check(), _docker_check(cfg.sandbox == "docker")]
     failed = 0
     for name, ok, detail in checks:
         mark = "[green]ok[/]  " if ok else ("[yellow]--[/]  " if ok is None else "[red]FAIL[/]")
-        console.print(f"{mark} {name}: {detail}")
+        console.print(f"{mark} {name}: ", end="")
+        console.print(detail, markup=False, highlight=False)
         failed += ok is False
     if failed:
         raise typer.Exit(1)
 
 
-def _model_checks(cfg, timeout: float) -> list[tuple[str, bool | None, str]]:
+def _model_checks(cfg, problem: str | None) -> list[tuple[str, bool | None, str]]:
     if not cfg.models:
         return [("models", None, "none configured: `adrs run` proposes with the offline mutator "
                                  "(give --model or models = [...] in --config)")]
     import dataclasses
-    import numpy as np
-    from evolve.llm.ensemble import parse_model_spec
+    from evolve import problem as pm
+    from evolve.config import parse_model_spec
     from evolve.llm.client import LlmClient, missing_keys
+    from evolve.llm.doctor import check_model, first_prompt, short_task
     from evolve.llm.proposer import client_settings
-    settings = dataclasses.replace(client_settings(cfg), timeout_s=timeout, attempts=1, max_tokens=16)
+    task = first_prompt(pm.load(problem)) if problem else short_task()
+    client = LlmClient(dataclasses.replace(client_settings(cfg), attempts=1))
     out = []
     for spec in cfg.models:
         model = parse_model_spec(spec)[0]
@@ -125,15 +130,9 @@ def _model_checks(cfg, timeout: float) -> list[tuple[str, bool | None, str]]:
             out.append((f"model {model}", False, f"set {', '.join(missing)} in the environment "
                         "(or give --api-base for a local server)"))
             continue
-        messages = [{"role": "user", "content": "Reply with the single word: ok"}]
-        rec = asyncio.run(LlmClient(settings).complete(model, messages, np.random.default_rng(0)))[-1]
-        if rec.error and rec.kind != "truncated":
-            keys = ", ".join(missing_keys(model)) or "the provider's key variable"
-            out.append((f"model {model}", False, f"{rec.error[:160]} -> {ADVICE[rec.kind].format(keys=keys)}"))
-        else:
-            cost = "price unknown" if rec.cost_usd is None else f"${rec.cost_usd:.6f}"
-            out.append((f"model {model}", True, f"answered in {rec.latency_s:.1f} s "
-                        f"({rec.prompt_tokens}+{rec.completion_tokens} tokens, {cost})"))
+        keys = ", ".join(missing_keys(model)) or "the provider's key variable"
+        verdict = asyncio.run(check_model(client, model, task, keys))
+        out.append((f"model {model}", verdict.ok, verdict.detail))
     return out
 
 

@@ -5,6 +5,9 @@ Accepted, in this order: SEARCH/REPLACE blocks (with or without ``` fences, with
 unfenced answer that is itself valid Python defining a function. Reasoning text (<think>...</think>) is
 dropped first. Anything else is "unparseable"; an empty answer is "empty_answer".
 
+An answer cut at max tokens keeps its complete SEARCH/REPLACE blocks: they are applied, and the proposal's
+description (the program's "made by") says the answer was truncated; with no complete block it fails.
+
 `decide` is a pure function of the recorded calls, which is what makes `adrs replay` exact: the original
 run and its replay turn the same records into the same proposal or the same failure.
 """
@@ -19,6 +22,8 @@ from evolve.search.proposer import Edit, Proposal, ProposalFailed
 
 _THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.S | re.I)
 _HAS_MARKERS = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$", re.M)
+_OPEN_THINK = re.compile(r"<think(?:ing)?>", re.I)
+_BLOCK_END = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$", re.M)
 RAW_CAP = 200_000   # characters of a raw answer kept with a failed attempt
 
 
@@ -61,6 +66,19 @@ def _preview(text: str, limit: int = 80) -> str:
     return repr(one if len(one) <= limit else one[: limit - 3] + "...")
 
 
+def complete_blocks(text: str) -> SearchReplace | None:
+    """The SEARCH/REPLACE blocks of a truncated answer that end before the cut, or None."""
+    text = _THINK.sub("", text or "")
+    ends = list(_BLOCK_END.finditer(text))
+    if not ends or _OPEN_THINK.search(text):  # cut while still thinking: those blocks were drafts
+        return None
+    try:
+        edit = parse_answer(text[: ends[-1].end()])
+    except AnswerError:
+        return None
+    return edit if isinstance(edit, SearchReplace) else None
+
+
 def describe(edit: Edit) -> str:
     if isinstance(edit, SearchReplace):
         n = len(edit.blocks)
@@ -76,6 +94,12 @@ def decide(records: list[CallRecord]) -> Proposal:
     if not records:
         raise ProposalFailed("llm_error", "no model call was made", "", rows)
     last = records[-1]
+    if last.kind == "truncated":
+        edit = complete_blocks(last.response)
+        if edit is not None:
+            return Proposal(edit=edit, raw=last.response, llm_calls=rows,
+                            description=f"{last.model}: {describe(edit)} (the answer was truncated at max tokens; "
+                                        "its complete blocks were applied)")
     if last.error:
         n = len(records)
         raise ProposalFailed(f"llm_{last.kind}", f"{last.model}: {last.error.split(': ', 1)[-1]}"

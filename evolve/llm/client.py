@@ -4,7 +4,12 @@ Faults never raise out of here: timeouts, 429s, 5xx and connection errors are re
 backoff and jitter; the backoff is shared per model, so when a provider is down for minutes all proposals
 to it wait longer and longer (up to BACKOFF_CAP_S) instead of burning iterations. Errors that a retry
 cannot fix (bad key, unknown model, context too long) end at once. Each attempt becomes a CallRecord, a
-row of the llm_calls table; its `error` is "<kind>: <one line>" with kind from ERROR_KINDS.
+row of the llm_calls table; its `error` is "<kind>: <one line>" with kind from ERROR_KINDS. A prompt that
+cannot fit the model's known context window is refused before sending: one record, no request.
+
+Each request is bounded by the model's timeout (evolve/llm/limits.py) on the wall clock. A request given up
+is cancelled, which closes its connection: that is how a local server learns to stop generating an answer
+nobody will read, and is free for the next request (tests/test_llm_client.py checks the server sees it).
 
 Keys come only from the provider environment variables, read by litellm itself; nothing here logs,
 stores or forwards them. Costs come from litellm's bundled price table (no network).
@@ -19,10 +24,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from evolve.llm.library import import_litellm
+from evolve.llm.limits import ModelLimits, estimate_prompt_tokens, resolve
+
 ERROR_KINDS = ("timeout", "rate_limited", "server_error", "connection_error", "truncated", "auth_error",
                "bad_request", "context_window", "not_found", "error")
 RETRYABLE = frozenset({"timeout", "rate_limited", "server_error", "connection_error"})
 BACKOFF_CAP_S = 60.0
+GUARD_S = 5.0        # beyond the HTTP timeout, our own bound on a whole request
 
 
 @dataclass
@@ -47,22 +56,11 @@ class CallRecord:
 @dataclass(frozen=True)
 class ClientSettings:
     api_base: str = ""
-    timeout_s: float = 180.0
+    timeout_s: float = 0.0         # 0: from the model (evolve/llm/limits.py)
     attempts: int = 5
     backoff_s: float = 2.0
-    max_tokens: int = 16384
+    max_tokens: int = 0            # 0: from the model
     temperature: float = 0.8
-
-
-def import_litellm():
-    """litellm, configured to fetch nothing and print nothing. Imported lazily: it takes seconds."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    for k in [k for k, v in os.environ.items() if k.endswith("_API_KEY") and not v.strip()]:
-        del os.environ[k]  # an empty key is no key (litellm would send it, and its checks pass it)
-    import litellm
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    return litellm
 
 
 def classify(exc: BaseException) -> str:
@@ -72,6 +70,8 @@ def classify(exc: BaseException) -> str:
     litellm = import_litellm()
     # litellm reports a refused or dropped connection to an OpenAI-compatible server as a 500
     text = str(exc).lower()
+    if any(s in text for s in _CONTEXT_WORDS):  # local servers say it as a plain 400 or 500
+        return "context_window"
     if "connection error" in text or "connection refused" in text:
         return "connection_error"
     if "missing credentials" in text or "api_key client option must be set" in text:
@@ -92,6 +92,10 @@ def classify(exc: BaseException) -> str:
     return "error"
 
 
+_CONTEXT_WORDS = ("context window", "context length", "context size", "exceed_context_size", "maximum context",
+                  "prompt is too long")
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
@@ -105,14 +109,22 @@ class LlmClient:
         self._not_before: dict[str, float] = {}     # model -> monotonic time before which no call starts
         self._streak: dict[str, int] = {}           # model -> consecutive retryable failures
 
+    def limits(self, model: str) -> ModelLimits:
+        return resolve(model, self.s.api_base, self.s.max_tokens, self.s.timeout_s)
+
     async def complete(self, model: str, messages: list[dict], g: np.random.Generator) -> list[CallRecord]:
         """Attempts until an answer, a final error, or the attempt budget; one record per attempt."""
+        lim = self.limits(model)
+        max_tokens, refused = fit_answer(lim, estimate_prompt_tokens(model, messages) if lim.context_window else 0)
+        if refused:
+            return [CallRecord(model=model, messages=json.dumps(messages, ensure_ascii=False),
+                               error=f"context_window: {refused}")]
         records: list[CallRecord] = []
         for _ in range(self.s.attempts):
             wait = self._not_before.get(model, 0.0) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            rec = await self._attempt(model, messages)
+            rec = await self._attempt(model, messages, max_tokens, lim.timeout_s)
             records.append(rec)
             if rec.kind not in RETRYABLE:
                 self._streak[model], self._not_before[model] = 0, 0.0  # it answers again
@@ -126,22 +138,25 @@ class LlmClient:
         delay = min(BACKOFF_CAP_S, self.s.backoff_s * 2 ** k) * float(g.uniform(0.5, 1.5))
         self._not_before[model] = max(self._not_before.get(model, 0.0), time.monotonic() + delay)
 
-    async def _attempt(self, model: str, messages: list[dict]) -> CallRecord:
+    async def _attempt(self, model: str, messages: list[dict], max_tokens: int, timeout_s: float) -> CallRecord:
         litellm = import_litellm()
         rec = CallRecord(model=model, messages=json.dumps(messages, ensure_ascii=False))
-        kwargs = dict(model=model, messages=messages, timeout=self.s.timeout_s, max_retries=0, num_retries=0,
-                      max_tokens=self.s.max_tokens, temperature=self.s.temperature)
+        kwargs = dict(model=model, messages=messages, timeout=timeout_s, max_retries=0, num_retries=0,
+                      max_tokens=max_tokens, temperature=self.s.temperature)
         if self.s.api_base:
             kwargs["api_base"] = self.s.api_base
             if model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
                 kwargs["api_key"] = "none"  # local servers ignore the key, the openai client wants one
         t0 = time.perf_counter()
         try:
-            # our own guard too: a hung connection must not outlive the timeout by much
-            resp = await asyncio.wait_for(litellm.acompletion(**kwargs), self.s.timeout_s + 5)
+            # The HTTP client's timeout is per read (a non-streaming server sends nothing until it is done);
+            # ours bounds a server that trickles bytes. Either one closes the request's connection.
+            resp = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout_s + GUARD_S)
         except Exception as e:
             rec.latency_s = time.perf_counter() - t0
-            rec.error = f"{classify(e)}: {_one_line(e)}"
+            kind = classify(e)
+            detail = f"no answer within {timeout_s:g} s (request cancelled)" if kind == "timeout" else _one_line(e)
+            rec.error = f"{kind}: {detail}"
             return rec
         rec.latency_s = time.perf_counter() - t0
         self._fill(rec, resp, litellm)
@@ -161,6 +176,21 @@ class LlmClient:
             self.spent_usd += rec.cost_usd
         if choice.finish_reason == "length":
             rec.error = f"truncated: the answer hit max_tokens ({rec.completion_tokens} tokens)"
+
+
+MIN_ANSWER_TOKENS = 256   # less room than this cannot hold an edit
+
+
+def fit_answer(lim: ModelLimits, prompt_tokens: int) -> tuple[int, str]:
+    """(max tokens for this prompt, "" ) or (0, why the prompt cannot fit). A server refuses a request whose
+    prompt + max_tokens exceeds its window (vLLM), so max tokens shrinks to the room the prompt leaves."""
+    if not lim.context_window or not prompt_tokens:
+        return lim.max_tokens, ""
+    room = lim.context_window - prompt_tokens
+    if room < MIN_ANSWER_TOKENS:
+        return 0, (f"the prompt has about {prompt_tokens:,} tokens and {lim.model}'s context window is "
+                   f"{lim.context_window:,} ({lim.source}), leaving {max(room, 0):,} for the answer")
+    return min(lim.max_tokens, room), ""
 
 
 def missing_keys(model: str, api_base: str = "") -> list[str]:

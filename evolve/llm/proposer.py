@@ -11,11 +11,13 @@ import numpy as np
 from evolve.llm.answer import decide
 from evolve.config import RunConfig
 from evolve.llm.ensemble import Ensemble, catch_up
+from evolve.llm.failures import RepeatWatch
 from evolve.llm.client import ClientSettings, LlmClient
 from evolve.problem import ProblemSpec
 from evolve.llm.prompt import MODES, PromptBuilder
 from evolve.search.proposer import ProgramView, Proposal, ProposalContext, Proposer
 from evolve.store import Store
+from evolve.terms import Status
 
 
 def client_settings(cfg: RunConfig) -> ClientSettings:
@@ -42,6 +44,9 @@ class LlmProposer(Proposer):
         self.prompts = PromptBuilder.for_problem(spec)
         self.client = client or LlmClient(client_settings(cfg))
         self._spent_before = spent_usd(store, run_id)
+        self.repeats = RepeatWatch(cfg.llm_max_repeated_failures)
+        for model in self.ensemble.models:  # ask a local server its context size now, not in the loop
+            self.client.limits(model)
         ratios = np.array([cfg.diff_ratio, cfg.rewrite_ratio, cfg.crossover_ratio], dtype=float)
         self._mode_p = ratios / ratios.sum()
 
@@ -51,10 +56,15 @@ class LlmProposer(Proposer):
         return self._spent_before + self.client.spent_usd
 
     def stop_reason(self) -> str:
-        """A controller stop hook: no new proposals once the cost budget is spent."""
+        """A controller stop hook: no new proposals once the cost budget is spent, or once the same failure
+        has repeated llm_max_repeated_failures times (a setup error: see evolve/llm/failures.py)."""
         if self.cfg.max_cost and self.spent >= self.cfg.max_cost:
             return "max_cost"
-        return ""
+        return self.repeats.stop_reason()
+
+    def observe(self, attempt) -> None:
+        """Called by the controller with each committed attempt, in iteration order."""
+        self.repeats.observe(attempt.reason if attempt.status == Status.FAILED else "", attempt.message)
 
     # -- one proposal ---------------------------------------------------------------------------------
     def choose(self, ctx: ProposalContext) -> tuple[str, str, ProgramView | None]:
