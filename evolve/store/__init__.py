@@ -11,6 +11,7 @@ from evolve.store.records import (CallCost, CallOutcome, FeedbackRow, MetricRow,
                                   NewProgram)
 from evolve.store.schema import (SCHEMA_VERSION, Artifact, Attempt, Base, Feedback, LlmCall, Meta,  # noqa: F401
                                  Metric, Program, Run, RunEvent)
+from evolve.store.engine import shown as shown_url  # noqa: F401
 from evolve.store.store import Store  # noqa: F401
 
 SQLALCHEMY_VERSION = _sqlalchemy.__version__   # recorded with each run, without importing sqlalchemy there

@@ -1,17 +1,37 @@
 """The lineage tables (SQLAlchemy 2 typed ORM). Only evolve/store/ touches them through SQLAlchemy.
 
-SCHEMA_VERSION is stored in adrs_meta; bump it whenever a table or column changes, so an older or newer
-adrs refuses a store it would misread instead of failing half-way through a run.
+SCHEMA_VERSION is stored in adrs_meta; a store of another version is refused with a plain message instead
+of failing half-way through a run. Each change of a table or column bumps it and adds the Alembic revision
+that upgrades a store to it (evolve/store/migrations/versions/, `adrs db upgrade`).
 Version 2: the per-workload metric table is `metrics` (was `evaluations`) and `feedback` was added.
+Version 3: every text column is unbounded (PostgreSQL enforces VARCHAR lengths; SQLite never did).
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import String
+from sqlalchemy import Text as _Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def _nul_safe(value, dialect):
+    # PostgreSQL text cannot hold NUL (0x00), and a candidate can print one: left as it is, that would make
+    # the whole iteration's commit fail. There it becomes U+FFFD; SQLite keeps text exactly.
+    if value is not None and dialect.name == "postgresql" and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+class Text(TypeDecorator):
+    """Unbounded text that every backend can store (see _nul_safe)."""
+    impl = _Text
+    cache_ok = True
+    process_bind_param = staticmethod(_nul_safe)
 
 
 class Base(DeclarativeBase):
@@ -21,20 +41,20 @@ class Base(DeclarativeBase):
 class Meta(Base):
     """Marks a database as an adrs lineage store and records its schema version."""
     __tablename__ = "adrs_meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)   # never changes: every version reads it
     value: Mapped[str] = mapped_column(Text)
 
 
 class Run(Base):
     __tablename__ = "runs"
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    problem: Mapped[str] = mapped_column(String(256))
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    problem: Mapped[str] = mapped_column(Text)
     problem_dir: Mapped[str] = mapped_column(Text)
     seed: Mapped[int] = mapped_column(Integer)
-    config: Mapped[str] = mapped_column(Text)          # the validated RunConfig, as JSON
-    sandbox: Mapped[str] = mapped_column(String(32))
-    isolation: Mapped[str] = mapped_column(Text)       # what the sandbox could enforce here, as JSON
-    versions: Mapped[str] = mapped_column(Text)        # adrs, python, numpy, sqlalchemy
+    config: Mapped[str] = mapped_column(Text)                     # the validated RunConfig, as JSON
+    sandbox: Mapped[str] = mapped_column(Text)
+    isolation: Mapped[str] = mapped_column(Text)                  # what the sandbox could enforce here, as JSON
+    versions: Mapped[str] = mapped_column(Text)                   # adrs, python, numpy, sqlalchemy
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -42,7 +62,7 @@ class RunEvent(Base):
     __tablename__ = "run_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))      # started, resumed, interrupted, finished, ...
+    kind: Mapped[str] = mapped_column(Text)                       # started, resumed, interrupted, finished, ...
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[float] = mapped_column(Float)
 
@@ -52,18 +72,18 @@ class Program(Base):
     __table_args__ = (UniqueConstraint("run_id", "iteration"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    iteration: Mapped[Optional[int]] = mapped_column(Integer)   # None for baselines
-    kind: Mapped[str] = mapped_column(String(16))               # initial, child, baseline
-    name: Mapped[str] = mapped_column(String(128), default="")  # baseline name
+    iteration: Mapped[Optional[int]] = mapped_column(Integer)     # None for baselines
+    kind: Mapped[str] = mapped_column(Text)                       # initial, child, baseline
+    name: Mapped[str] = mapped_column(Text, default="")           # baseline name
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"))
     island: Mapped[int] = mapped_column(Integer, default=0)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     source: Mapped[str] = mapped_column(Text)
     diff: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16))             # ok, failed
-    reason: Mapped[str] = mapped_column(String(64), default="")
-    score: Mapped[Optional[float]] = mapped_column(Float)       # mean train score; None if failed
-    origin: Mapped[str] = mapped_column(Text, default="")       # how it was made (mutation, model)
+    status: Mapped[str] = mapped_column(Text)                     # ok, failed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    score: Mapped[Optional[float]] = mapped_column(Float)         # mean train score; None if failed
+    origin: Mapped[str] = mapped_column(Text, default="")         # how it was made (mutation, model)
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -73,11 +93,11 @@ class Metric(Base):
     __table_args__ = (Index("ix_metric_program", "program_id", "split"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    workload: Mapped[str] = mapped_column(String(256))
-    split: Mapped[str] = mapped_column(String(16))              # quick, train, held-out
-    metric: Mapped[str] = mapped_column(String(64))
+    workload: Mapped[str] = mapped_column(Text)
+    split: Mapped[str] = mapped_column(Text)                      # quick, train, held-out
+    metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Float)
-    samples: Mapped[Optional[str]] = mapped_column(Text)        # JSON list of raw repeated measurements
+    samples: Mapped[Optional[str]] = mapped_column(Text)          # JSON list of raw repeated measurements
 
 
 class Feedback(Base):
@@ -86,8 +106,8 @@ class Feedback(Base):
     __table_args__ = (Index("ix_feedback_program", "program_id", "split"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    split: Mapped[str] = mapped_column(String(16))
-    workload: Mapped[str] = mapped_column(String(256))
+    split: Mapped[str] = mapped_column(Text)
+    workload: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
 
 
@@ -99,12 +119,12 @@ class Attempt(Base):
     iteration: Mapped[int] = mapped_column(Integer)
     island: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"))
-    proposer: Mapped[str] = mapped_column(String(128))
-    stage: Mapped[str] = mapped_column(String(16))              # where it ended: propose, edit, quick, train
-    status: Mapped[str] = mapped_column(String(16))             # ok, failed
-    reason: Mapped[str] = mapped_column(String(64), default="")
+    proposer: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(Text)                      # where it ended: propose, edit, quick, train
+    status: Mapped[str] = mapped_column(Text)                     # ok, failed
+    reason: Mapped[str] = mapped_column(Text, default="")
     message: Mapped[str] = mapped_column(Text, default="")
-    proposal: Mapped[str] = mapped_column(Text, default="")     # raw edit text, kept for failed edits
+    proposal: Mapped[str] = mapped_column(Text, default="")       # raw edit text, kept for failed edits
     program_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"))
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[float] = mapped_column(Float)
@@ -115,7 +135,7 @@ class Artifact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"), index=True)
     attempt_id: Mapped[Optional[int]] = mapped_column(ForeignKey("attempts.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))               # stdout, stderr, traceback, validation
+    name: Mapped[str] = mapped_column(Text)                       # stdout, stderr, traceback, validation
     content: Mapped[str] = mapped_column(Text)
 
 
@@ -125,7 +145,7 @@ class LlmCall(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     attempt_id: Mapped[Optional[int]] = mapped_column(ForeignKey("attempts.id"))
     program_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"))
-    model: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(Text)
     messages: Mapped[str] = mapped_column(Text)
     response: Mapped[str] = mapped_column(Text, default="")
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)

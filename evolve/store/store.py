@@ -2,8 +2,9 @@
 
 Append-only: rows are inserted, never updated (a run's status is the latest of its events). One iteration
 is committed in one transaction, so a killed run leaves either all of an iteration or none of it.
-SQLite (the default) runs in WAL mode; any SQLAlchemy URL works (PostgreSQL for shared stores).
-Reads return the ORM rows (detached, safe to keep) or the plain records of records.py.
+SQLite (the default) runs in WAL mode; PostgreSQL (postgresql+psycopg://...) holds several runs, with
+readers and writers on other machines. Under both, readers never block the writer. Reads return the ORM
+rows (detached, safe to keep) or the plain records of records.py.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from evolve.errors import AdrsError
@@ -28,10 +30,11 @@ class Store:
     """Open (or create) a lineage store at a SQLAlchemy URL."""
 
     def __init__(self, url: str, create: bool = False) -> None:
-        self.url = url
+        self.url = eng.shown(url)   # for messages and records: a password in the URL is masked
         self.engine = eng.make_engine(url)
+        self._snapshots = eng.snapshot_engine(self.engine)
         self._counter = eng.StatementCounter(self.engine)
-        eng.check_or_create(self.engine, url, create)
+        eng.check_or_create(self.engine, self.url, create)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -51,10 +54,15 @@ class Store:
         return Session(self.engine, expire_on_commit=False)
 
     # -- runs -----------------------------------------------------------------------------------------
-    def create_run(self, run: Run) -> None:
-        with Session(self.engine) as s, s.begin():
-            s.add(run)
-            s.add(RunEvent(run_id=run.id, kind="started", at=time.time()))
+    def create_run(self, run: Run, detail: str = "") -> None:
+        """Record a new run and its `started` event (with `detail`, e.g. that it is not reproducible)."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(run)
+                s.flush()   # the run first: its id is what can clash in a shared store
+                s.add(RunEvent(run_id=run.id, kind="started", detail=detail, at=time.time()))
+        except IntegrityError:
+            raise AdrsError(f"{self.url}: already holds a run '{run.id}'; choose another run id") from None
 
     def add_event(self, run_id: str, kind: str, detail: str = "") -> None:
         with Session(self.engine) as s, s.begin():
@@ -242,7 +250,8 @@ class Store:
         names wanted, in the order the tuples should have them. Rows come in insertion order (attempts by
         iteration); artifacts are those of the run's programs and of its attempts."""
         out: dict[str, list[tuple]] = {}
-        with Session(self.engine) as s:  # one session: one read transaction, a consistent snapshot
+        with Session(self._snapshots) as s:  # one read transaction, one snapshot, even while a run writes
+            eng.begin_snapshot(s)
             for table, cols in columns.items():
                 out[table] = [tuple(r) for r in s.execute(_run_query(table, cols, run_id))]
         return out
