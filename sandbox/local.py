@@ -26,7 +26,8 @@ from sandbox.handle import LocalCandidate, Process
 from sandbox.probe import PROBE_ENTRIES, PROBE_SOURCE
 from sandbox.uids import UID_BASE, SLOTS, UidLease, UidPool
 from sandbox.zygote import CANDIDATE_FILE
-from sandbox.zygote_client import ZygoteClient, ZygoteDied, scrubbed_env
+from sandbox.mounts import SYSTEM
+from sandbox.zygote_client import REPO_ROOT, ZygoteClient, ZygoteDied, scrubbed_env
 
 
 class LocalSandbox:
@@ -150,27 +151,23 @@ class LocalSandbox:
             "user_namespace": str(facts.get("user_ns", "no")),
             "pid_namespace": "host (other processes are visible in /proc)",
             "environment": "scrubbed: " + ",".join(sorted(scrubbed_env(self._home))) + ",TMPDIR",
-            "filesystem": ("host filesystem; writable: own temp dir (removed after) and world-writable dirs"
-                           " (uid's top-level leftovers in /tmp, /var/tmp, /dev/shm removed)" if root else
-                           "host filesystem with the caller's permissions; own temp dir removed after"),
+            "filesystem": _filesystem(facts, root),
             "limits": "rlimits CPU, AS, NPROC, FSIZE, NOFILE=256, CORE=0; no_new_privs; wall clock by SIGKILL "
                       "of the process group" + (" and of every process of the candidate's uid" if root else ""),
         }
-        if facts.get("hidden_dirs"):
-            info["hidden_dirs"] = (f"{facts['hidden_dirs']} covered by an empty tmpfs; only the Python install"
-                                   " is bound back, read-only")
-        for key in ("network_error", "mount_error"):
-            if key in facts:
-                info[key] = str(facts[key])
+        info["trusted_files"] = _trusted_files(facts)
+        if "network_error" in facts:
+            info["network_error"] = str(facts["network_error"])
         info.update(self._probe_candidate())
         return info
 
     def _probe_candidate(self) -> dict[str, str]:
         if self._probe is None:
             with self.start(PROBE_SOURCE, Limits(call_timeout_s=10, workload_timeout_s=20), PROBE_ENTRIES) as cand:
-                seen = cand.call("probe", os.getpid())
+                seen = cand.call("probe", os.getpid(), REPO_ROOT)
             self._probe = {"proc_environ": seen["proc_environ"], "candidate_uid": seen["uid"],
-                           "candidate_interfaces": seen["interfaces"], "candidate_env_keys": seen["env_keys"]}
+                           "candidate_interfaces": seen["interfaces"], "candidate_env_keys": seen["env_keys"],
+                           "candidate_checkout": seen["checkout"]}
         return self._probe
 
     def close(self) -> None:
@@ -184,6 +181,30 @@ class LocalSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _filesystem(facts: dict[str, Any], root: bool) -> str:
+    if facts.get("files") == "private":
+        return (f"private view: {', '.join(sorted(SYSTEM))} as on the host; covered (empty, read-only): "
+                f"{facts['covered']}; bound back read-only: {facts['exposed']}; fresh private tmpfs "
+                f"{facts['scratch']} (the uid's leftovers removed); writable: own temp dir (removed "
+                "after) and those scratch dirs")
+    return ("host filesystem; writable: own temp dir (removed after) and world-writable dirs (uid's "
+            "top-level leftovers in /tmp, /var/tmp, /dev/shm removed)" if root else
+            "host filesystem with the caller's permissions; own temp dir removed after")
+
+
+def _trusted_files(facts: dict[str, Any]) -> str:
+    """Whether a candidate can read the trusted side's files: the first thing to check before running
+    programs one did not write."""
+    if facts.get("files") == "private":
+        return (f"hidden: the checkout ({REPO_ROOT}: evaluators, problems, runs) and every folder "
+                "outside the operating system's and the Python install's")
+    why = facts.get("files_why", "no private mount namespace")
+    return (f"READABLE by candidates ({why}): a candidate can read and import the checkout ({REPO_ROOT}: "
+            "evaluators and their workload generators, problems with their workload seeds, runs) and any "
+            "world-readable problem or run folder, and so regenerate hidden workload data; use --sandbox "
+            "docker (or run as root) for programs you did not write")
 
 
 def _no_release(lease: UidLease) -> None:

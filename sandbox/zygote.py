@@ -1,7 +1,8 @@
 """The fork server: a long-lived helper that forks one fresh child per candidate.
 
 Started once per LocalSandbox with a scrubbed environment, it pre-imports numpy, msgpack and the runner so a
-candidate costs a fork instead of a Python start. It never runs candidate code itself. It talks to the
+candidate costs a fork instead of a Python start, then (as root) enters the view of the filesystem its
+candidates inherit, without the checkout (mounts.py). It never runs candidate code itself. It talks to the
 trusted side over a SOCK_SEQPACKET socket (one msgpack message per packet, fds passed alongside):
 
   trusted -> zygote   {"op": "spawn", "req", "workdir", "uid", "gid", "limits", "life_s", "entries"}
@@ -18,6 +19,7 @@ killing every child, as soon as the trusted side goes away (EOF on the socket).
 from __future__ import annotations
 
 import _thread
+import contextlib
 import ctypes
 import gc
 import os
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import mounts
+from sandbox.uids import remove_scratch_files
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -176,8 +179,9 @@ class Child:
 
 
 class Zygote:
-    def __init__(self, ctrl: socket.socket, repo_root: str) -> None:
+    def __init__(self, ctrl: socket.socket, repo_root: str, private_scratch: bool = False) -> None:
         self.ctrl = ctrl
+        self.private_scratch = private_scratch
         self.repo_root = repo_root
         self.pid = os.getpid()
         self.children: dict[int, Child] = {}
@@ -252,6 +256,8 @@ class Zygote:
                 # The candidate's life ends with its main process: whatever else runs under its uid
                 # (a setsid'd fork bomb, a daemon) is dead and reaped before the uid may be reused.
                 self.clear_uid(child.uid, child.gid)
+                if self.private_scratch:  # /tmp and co. of our view: only we can sweep them
+                    remove_scratch_files(child.uid)
             self.send({"op": "exit", "pid": child.pid,
                        "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
@@ -363,16 +369,15 @@ def main(argv: list[str]) -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trusted side's to handle
     facts: dict[str, Any] = isolate_network(os.geteuid() == 0)
-    if os.geteuid() == 0:
-        try:
-            facts["hidden_dirs"] = ",".join(mounts.expose_to_candidates(os.path.join(os.getcwd(), ".stage")))
-        except OSError as e:
-            facts["mount_error"] = str(e)
     for name in PRELOAD:
         __import__(name)
-    from sandbox import protocol, runner  # noqa: F401 - preloaded for the children
+    from sandbox import protocol, runner  # noqa: F401 - preloaded for the children, before the checkout hides
+    root = os.path.dirname(os.getcwd())  # the LocalSandbox's folder: home (our cwd) and candidates' dirs
+    root_parent = mounts.host_dir_fd(os.path.dirname(root))  # before the view: root becomes a mount point
+    facts.update(mounts.hide_from_candidates(repo_root, root))
+    os.chdir(os.getcwd())  # our cwd as the view shows it
     ctrl = socket.socket(fileno=ctrl_fd)
-    zygote = Zygote(ctrl, repo_root)
+    zygote = Zygote(ctrl, repo_root, private_scratch=facts.get("files") == "private")
     signal.set_wakeup_fd(zygote.wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     gc.freeze()  # keep the preloaded heap shared copy-on-write with every child
@@ -384,6 +389,7 @@ def main(argv: list[str]) -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # EOF and parent-death SIGTERM both come: finish once
         zygote.shutdown()
-        root = os.path.dirname(os.getcwd())
         if not zygote.said_bye and os.path.basename(root).startswith("adrs-sandbox-"):
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)  # its contents; the folder itself by name from its parent
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.basename(root), dir_fd=root_parent)
