@@ -9,6 +9,8 @@ A problem's evaluator module exposes `make_evaluator(params: dict, problem_dir: 
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,15 @@ from sandbox.base import Candidate
 
 class InvalidOutput(Exception):
     """The candidate answered, but the answer breaks the problem's rules (shape, range, consistency)."""
+
+
+@contextlib.contextmanager
+def located(where: str) -> Iterator[None]:
+    """An InvalidOutput raised inside is raised again with `where` (a window, a case, an interval) first."""
+    try:
+        yield
+    except InvalidOutput as e:
+        raise InvalidOutput(f"{where}: {e}") from None
 
 
 class ConfigError(Exception):
@@ -66,6 +77,7 @@ def load_problem_evaluator(module: str | None, file: Path | None, params: dict, 
     """Import the evaluator module (by dotted name, or by file path relative to the problem) and build it."""
     import importlib
     import importlib.util
+    import sys
     import zlib
 
     if module:
@@ -76,6 +88,7 @@ def load_problem_evaluator(module: str | None, file: Path | None, params: dict, 
         if spec is None or spec.loader is None:
             raise ConfigError(f"cannot import evaluator file {file}")
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # as an import would: dataclasses and pickling look the module up there
         spec.loader.exec_module(mod)
     factory = getattr(mod, "make_evaluator", None)
     if factory is None:

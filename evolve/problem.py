@@ -6,6 +6,8 @@ and the key. The trusted side never imports candidate code, so the entry point i
 from __future__ import annotations
 
 import ast
+import difflib
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,6 +26,10 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "problems"
 SPLITS = (Split.TRAIN.value, Split.HELD_OUT.value)  # the splits a user can ask for
 # What `adrs problems` groups by; a closed list so that listings stay comparable across problems.
 FAMILIES = ("scheduling", "load balancing", "placement", "networking", "data layout", "repair", "other")
+# Who computes the score. "sandboxed-evaluator": an imported evaluator (OpenEvolve format) runs inside the sandbox
+# next to the candidate, so its scores are only as honest as that evaluator and the candidate beside it.
+TRUST = ("trusted-evaluator", "sandboxed-evaluator")
+ENTRY_POINT_GROUP = "adrs.problems"  # installed packages ship problems through this entry-point group
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class Workloads:
 class Objective:
     score: str                       # metric to maximise; bounded, higher is better
     metrics: dict[str, str]          # metric -> "max" | "min", for display and features
+    runtime: str = ""                # optional: the metric timing the algorithm itself (end-of-run line)
+    runtime_at_equal: str = ""       # optional: the quality metric that runtime comparison holds equal
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,11 @@ class ProblemSpec:
     prompt: str = "README.md"
     sandbox_packages: tuple[str, ...] = ()  # [sandbox] packages: extra pip requirements for the Docker image
     family: str = "other"  # one of FAMILIES
+    trust: str = "trusted-evaluator"  # one of TRUST
+
+    @property
+    def sandboxed_evaluator(self) -> bool:
+        return self.trust == "sandboxed-evaluator"
 
     @property
     def path(self) -> Path:
@@ -116,8 +129,33 @@ def bundled_problems() -> list[Path]:
     return sorted(p.parent for p in BUNDLED_DIR.glob("*/problem.toml"))
 
 
+def installed_problems() -> dict[str, tuple[Path, str]]:
+    """Problems shipped by installed packages through the `adrs.problems` entry-point group:
+    name -> (problem folder, distribution). An entry point names a package or module whose folder holds
+    problem.toml (`my_problem = "my_pkg.my_problem"`), or an attribute that is that folder's path."""
+    import importlib.metadata
+    import importlib.util
+
+    found: dict[str, tuple[Path, str]] = {}
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if getattr(ep, "dist", None) else "?"
+        try:
+            if ep.attr:
+                folder = Path(ep.load())
+            else:
+                mod = importlib.util.find_spec(ep.module)
+                if mod is None or (mod.origin is None and not mod.submodule_search_locations):
+                    continue
+                folder = Path(mod.origin).parent if mod.origin else Path(list(mod.submodule_search_locations)[0])
+        except Exception:  # noqa: BLE001 - a broken package must not hide the others; `adrs problems` says so
+            folder = Path(f"<cannot load {ep.value}>")
+        found.setdefault(ep.name, (folder, dist))
+    return found
+
+
 def resolve(name_or_path: str) -> Path:
-    """A bundled problem's name, or a path to a problem folder or its problem.toml."""
+    """A bundled problem's name, an installed one's (entry point `adrs.problems`), or a path to a problem
+    folder or its problem.toml."""
     p = Path(name_or_path)
     if p.is_file() and p.name == "problem.toml":
         return p.parent.resolve()
@@ -127,18 +165,25 @@ def resolve(name_or_path: str) -> Path:
         raise AdrsError(f"{p}: no problem.toml in this folder")
     if "/" not in name_or_path and (BUNDLED_DIR / name_or_path / "problem.toml").is_file():
         return (BUNDLED_DIR / name_or_path).resolve()
-    names = ", ".join(d.name for d in bundled_problems())
+    installed = installed_problems() if "/" not in name_or_path else {}
+    if name_or_path in installed:
+        folder, dist = installed[name_or_path]
+        if not (folder / "problem.toml").is_file():
+            raise AdrsError(f"problem '{name_or_path}' of package {dist}: no problem.toml in {folder}")
+        return folder.resolve()
+    names = ", ".join([d.name for d in bundled_problems()] + sorted(installed))
     raise AdrsError(f"unknown problem '{name_or_path}': not a bundled problem ({names}) nor a problem folder")
 
 
 def load(name_or_path: str | Path, check_evaluator: bool = True) -> ProblemSpec:
     directory = resolve(str(name_or_path))
     path = directory / "problem.toml"
+    text = path.read_text()
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise AdrsError(f"{path}: not valid TOML: {e}") from None
-    spec = _build(raw, directory, _Ctx(path))
+    spec = _build(raw, directory, _Ctx(path, text))
     _check_files(spec)
     if check_evaluator:
         _check_evaluator(spec)
@@ -146,8 +191,9 @@ def load(name_or_path: str | Path, check_evaluator: bool = True) -> ProblemSpec:
 
 
 class _Ctx:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, text: str = "") -> None:
         self.path = path
+        self.text = text
 
     def fail(self, key: str, msg: str) -> AdrsError:
         return AdrsError(f"{self.path}: {key}: {msg}")
@@ -166,7 +212,28 @@ class _Ctx:
         for k in raw:
             if k not in allowed:
                 name = f"{where}.{k}" if where else k
-                raise self.fail(name, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                line = self.line_of(k, where)
+                close = difflib.get_close_matches(k, sorted(allowed), n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.fail(name, f"unknown key{f' (line {line})' if line else ''}{hint} "
+                                      f"(allowed: {', '.join(sorted(allowed))})")
+
+    def line_of(self, key: str, where: str) -> int | None:
+        """The line that sets `key`, searched from the header of table `where` (good enough for messages:
+        TOML parsers keep no positions)."""
+        lines = self.text.splitlines()
+        start, parts = 0, where.split("[")[0].split(".") if where else []
+        for n in range(len(parts), 0, -1):  # [entry.functions] or else [entry]
+            header = re.compile(rf"^\s*\[\s*{re.escape('.'.join(parts[:n]))}\s*\]")
+            at = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
+            if at is not None:
+                start = at
+                break
+        pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
+        for i in range(start, len(lines)):
+            if pattern.search(lines[i].split("#")[0]):
+                return i + 1
+        return None
 
     def get(self, raw: dict, key: str, typ: type | tuple, where: str, default: Any = ...) -> Any:
         name = f"{where}.{key}" if where else key
@@ -190,8 +257,8 @@ class _Ctx:
 
 
 def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
-    c.only(raw, {"name", "description", "family", "prompt", "entry", "evaluator", "workloads", "objective", "limits",
-                 "baselines", "sandbox"}, "")
+    c.only(raw, {"name", "description", "family", "trust", "prompt", "entry", "evaluator", "workloads", "objective",
+                 "limits", "baselines", "sandbox"}, "")
     entry_t = c.table(raw, "entry")
     c.only(entry_t, {"file", "function", "signature", "doc", "functions"}, "entry")
     ev_t = c.table(raw, "evaluator")
@@ -201,11 +268,16 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     wl_t = c.table(raw, "workloads")
     c.only(wl_t, {"train", "held_out", "quick"}, "workloads")
     obj_t = c.table(raw, "objective")
-    c.only(obj_t, {"score", "metrics"}, "objective")
+    c.only(obj_t, {"score", "metrics", "runtime", "runtime_at_equal"}, "objective")
     metrics = c.get(obj_t, "metrics", dict, "objective", {})
     for m, d in metrics.items():
         if d not in ("max", "min"):
             raise c.fail(f"objective.metrics.{m}", "direction must be \"max\" or \"min\"")
+    for key in ("runtime", "runtime_at_equal"):
+        if key in obj_t and c.get(obj_t, key, str, "objective") not in metrics:
+            raise c.fail(f"objective.{key}", f"'{obj_t[key]}' is not one of objective.metrics")
+    if "runtime_at_equal" in obj_t and "runtime" not in obj_t:
+        raise c.fail("objective.runtime_at_equal", "needs objective.runtime (the metric it holds equal for)")
     lim_t = c.table(raw, "limits", required=False)
     lim_fields = {f.name: f for f in fields(Limits)}
     if "candidate_timeout_s" in lim_t:  # renamed when each workload got its own fresh candidate
@@ -233,6 +305,9 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
     family = c.get(raw, "family", str, "", "other")
     if family not in FAMILIES:
         raise c.fail("family", f"'{family}' is not one of: {', '.join(FAMILIES)}")
+    trust = c.get(raw, "trust", str, "", TRUST[0])
+    if trust not in TRUST:
+        raise c.fail("trust", f"'{trust}' is not one of: {', '.join(TRUST)}")
     return ProblemSpec(
         name=c.get(raw, "name", str, ""),
         description=c.get(raw, "description", str, ""),
@@ -242,11 +317,13 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         evaluator=EvaluatorRef(module=ev_t.get("module"), file=ev_t.get("file"),
                                params=c.get(ev_t, "params", dict, "evaluator", {})),
         workloads=Workloads(train=train, held_out=held_out, quick=quick),
-        objective=Objective(score=c.get(obj_t, "score", str, "objective"), metrics=dict(metrics)),
+        objective=Objective(score=c.get(obj_t, "score", str, "objective"), metrics=dict(metrics),
+                            runtime=obj_t.get("runtime", ""), runtime_at_equal=obj_t.get("runtime_at_equal", "")),
         limits=limits,
         baselines=dict(base_t),
         sandbox_packages=packages,
         family=family,
+        trust=trust,
     )
 
 
@@ -307,6 +384,8 @@ def _check_evaluator(spec: ProblemSpec) -> None:
         raise c.fail("evaluator", str(e)) from None
     except ImportError as e:
         raise c.fail("evaluator", f"cannot import: {e}") from None
+    except Exception as e:  # noqa: BLE001 - an author's module failing as it loads: one line, not a traceback
+        raise c.fail("evaluator", f"cannot import or build: {type(e).__name__}: {e}") from None
     for split, ids in (("train", spec.workloads.train), ("held_out", spec.workloads.held_out),
                        ("quick", spec.workloads.quick)):
         for wid in ids:

@@ -27,3 +27,34 @@ def toy_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "toy"
     shutil.copytree(TOY, dst)
     return dst
+
+
+# -- the lineage store on SQLite and on a real PostgreSQL (tests/pgcluster.py) ----------------------------
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the whole session; skips, saying why, where it cannot be had."""
+    from tests import pgcluster
+    bindir, why = pgcluster.find_bin()
+    if bindir is None:
+        pytest.skip(why)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("the psycopg driver is not installed (pip install 'psycopg[binary]')")
+    cluster = pgcluster.start(bindir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str:
+    """The URL of a fresh lineage database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lineage.db'}"
+    return request.getfixturevalue("pg_url")

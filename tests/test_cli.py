@@ -62,7 +62,12 @@ def test_database_not_ours(tmp_path):
 def test_problems_lists_bundled():
     r = adrs("problems")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split()[0] == "eplb"
+    lines = r.stdout.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert "eplb" in names and "llm_scheduler" in names
+    families = [line.split()[1] for line in lines if not line.startswith(" ")]
+    assert families == sorted(families, key=["scheduling", "load", "placement", "networking", "data",
+                                              "repair", "other"].index)   # grouped by family, in this order
 
 
 def test_eval_json_and_failure():

@@ -15,6 +15,7 @@ LAYERS = [
     ("evolve.llm",),
     ("evolve.run",),
     ("evolve.report",),
+    ("evolve.authoring",),
     ("evolve.cli",),
 ]
 # Code that runs inside the sandbox may import only these (no simulator, no scoring, no evolve/).

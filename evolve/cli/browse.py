@@ -12,11 +12,22 @@ from evolve.cli.app import make_console, app
 
 @app.command()
 def problems() -> None:
-    """List the bundled problems by family, each with its one-line description."""
+    """List the bundled problems, and those installed packages ship (entry points `adrs.problems`), by family."""
     from evolve import problem as pm
-    specs = [pm.load(d, check_evaluator=False) for d in pm.bundled_problems()]
-    for spec in sorted(specs, key=lambda s: (pm.FAMILIES.index(s.family), s.name)):
-        print(f"{spec.name:20s} {spec.family:15s} {spec.description}")
+    from evolve.errors import AdrsError
+    specs = [(pm.load(d, check_evaluator=False), d.name, "") for d in pm.bundled_problems()]
+    bundled = {name for _, name, _ in specs}
+    for name, (folder, dist) in pm.installed_problems().items():
+        if name in bundled:
+            print(f"{name:20s} {'':15s} (package {dist} ships a problem of this name; the bundled one is used)")
+            continue
+        try:
+            specs.append((pm.load(folder, check_evaluator=False), name, f" [package {dist}]"))
+        except AdrsError as e:
+            print(f"{name:20s} {'?':15s} cannot load (package {dist}): {e}")
+    for spec, name, origin in sorted(specs, key=lambda x: (pm.FAMILIES.index(x[0].family), x[1])):
+        trust = " [sandboxed evaluator: scores only as honest as that evaluator]" if spec.sandboxed_evaluator else ""
+        print(f"{name:20s} {spec.family:15s} {spec.description}{origin}{trust}")
 
 
 @app.command("list")

@@ -32,7 +32,10 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         max_wall_time: Optional[float] = typer.Option(None, help="stop proposing after this many seconds"),
         eval_slots: Optional[int] = typer.Option(None, help="evaluation worker processes (concurrent sandboxed evaluations)"),
         proposals: Optional[int] = typer.Option(None, help="concurrent proposals"),
-        db: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the lineage store"),
+        order: Optional[str] = typer.Option(None, help="commit order: proposal (default; a seed's lineage "
+                                            "repeats) or completion (as evaluations finish; not reproducible)"),
+        db: Optional[str] = typer.Option(None, help="lineage store URL: sqlite:///PATH or postgresql+psycopg://"
+                                         "USER@HOST/DB (shared by several runs); default runs/<run>/lineage.db"),
         runs_dir: Optional[str] = typer.Option(None, help="where run folders go (default runs/)"),
         run_id: Optional[str] = typer.Option(None, help="name of the run (default <problem>-<time>-s<seed>)"),
         config: Optional[Path] = typer.Option(None, help="TOML file of run settings"),
@@ -40,12 +43,16 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         model: Optional[List[str]] = typer.Option(None, "--model", help="litellm model string, optionally "
                                                   "MODEL:WEIGHT; repeat for an ensemble"),
         api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, Ollama, ...)"),
-        max_cost: Optional[float] = typer.Option(None, help="stop proposing at this many dollars")) -> None:
+        max_cost: Optional[float] = typer.Option(None, help="stop proposing at this many dollars"),
+        max_tokens: Optional[int] = typer.Option(None, help="tokens per LLM answer (default: from the model)"),
+        llm_timeout: Optional[float] = typer.Option(None, help="seconds per LLM request (default: from the model)")
+        ) -> None:
     """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
     cfg = _run_config(problem, config, dict(
         iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
-        proposals_in_flight=proposals, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
-        models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost))
+        proposals_in_flight=proposals, order=order, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
+        models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost,
+        llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout))
     from evolve.run import session
     console = make_console()
     from evolve.cli.llm import announce_proposer
@@ -56,6 +63,7 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         h = session.create(cfg, sb)
         console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
                       f"store {h.store.url}")
+        _warn_trust(console, h.spec)
         _execute(h, sb, console, resumed=False)
     except KeyboardInterrupt:
         _interrupted(console, h)
@@ -67,13 +75,15 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
 def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
            iterations: Optional[int] = typer.Option(None, help="raise the iteration budget"),
            db: Optional[str] = typer.Option(None, help="SQLAlchemy URL, when the run is not in a run folder"),
-           run_id: Optional[str] = typer.Option(None, help="run id inside --db")) -> None:
+           run_id: Optional[str] = typer.Option(None, help="run id inside --db"),
+           max_tokens: Optional[int] = typer.Option(None, help="change the tokens per LLM answer"),
+           llm_timeout: Optional[float] = typer.Option(None, help="change the seconds per LLM request")) -> None:
     """Continue a stopped or killed run from its lineage store."""
-    import dataclasses
+    from evolve import config as cfgmod
     from evolve.run import session
     h = session.open_run(run, db or "", run_id or "")
-    if iterations is not None:
-        h.cfg = dataclasses.replace(h.cfg, iterations=iterations)
+    changed = dict(iterations=iterations, llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout)
+    h.cfg = cfgmod.build({k: v for k, v in changed.items() if v is not None}, "command line", h.cfg)
     console = make_console()
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
     sb = session.make_workers(h.cfg, h.spec)
@@ -126,6 +136,7 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
     from evolve import problem as pm
     from evolve.run.scoring import ProgramScorer
     spec = pm.load(problem)
+    _warn_trust(make_console(stderr=True), spec)
     label, ids = _eval_workloads(spec, split, workload or [])
     source = _eval_source(spec, file)
     sb = _eval_sandbox(spec, sandbox, no_sandbox)
@@ -144,6 +155,12 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
         _print_scorecard(out, spec, label, f"{file} on {spec.name} ({label})")
     if not out.ok:
         raise typer.Exit(1)
+
+
+def _warn_trust(console, spec) -> None:
+    from evolve.cli.author import trust_warning
+    if (line := trust_warning(spec)):
+        console.print(f"[bold yellow]{line}[/]")
 
 
 def _eval_workloads(spec, split: str | None, workloads: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -216,6 +233,8 @@ from evolve.cli import browse as cli_inspect  # noqa: E402,F401  problems, list,
 from evolve.cli import sandbox as cli_sandbox  # noqa: E402,F401  sandbox build, sandbox status
 from evolve.cli import llm as cli_llm  # noqa: E402,F401  replay, doctor
 from evolve.cli import report as cli_report  # noqa: E402,F401  report, compare
+from evolve.cli import db as cli_db  # noqa: E402,F401  db version, db upgrade
+from evolve.cli import author as cli_author  # noqa: E402,F401  check-problem, new-problem, import-openevolve
 
 
 def main(argv: List[str] | None = None) -> None:

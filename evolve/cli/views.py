@@ -7,6 +7,9 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from evolve.errors import AdrsError
+from evolve.problem import Objective
+from evolve.run.headline import from_store
 from evolve.run.holdout import ScoreRow, summary_rows
 from evolve.store import Store
 
@@ -40,8 +43,22 @@ def score_table(rows: list[ScoreRow], score: str, metrics: dict[str, str]) -> Ta
 
 
 def print_summary(console: Console, store: Store, run_id: str, spec_score: str, metrics: dict[str, str],
-                  top_k: int) -> None:
+                  top_k: int, objective: Objective | None = None) -> None:
+    """The table of initial, best and baselines, then the run's result in one line (evolve.run.headline).
+    Without `objective`, the run's own problem folder supplies it (for its runtime metric names)."""
     console.print(score_table(summary_rows(store, run_id, top_k), spec_score, metrics))
+    objective = objective or run_objective(store, run_id, Objective(spec_score, dict(metrics)))
+    console.print(f"Result: {from_store(store, run_id, objective).text}", markup=False, highlight=False,
+                  soft_wrap=True)  # one line, to quote whole
+
+
+def run_objective(store: Store, run_id: str, fallback: Objective) -> Objective:
+    """The objective of the run's problem as its folder declares it now, or `fallback` if it is gone."""
+    from evolve import problem as pm
+    try:
+        return pm.load(store.run(run_id).problem_dir, check_evaluator=False).objective
+    except (AdrsError, OSError):
+        return fallback
 
 
 def workload_table(results: dict[str, list], title: str) -> Table:

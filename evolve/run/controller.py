@@ -1,9 +1,14 @@
 """The evolution loop: an asyncio pipeline of proposals and sandboxed evaluations over one lineage store.
 
-Determinism with work in flight: iteration i draws its parent right after iteration i-lag is committed
-(lag = proposals + evaluation slots), and results are committed strictly in iteration order. So what the
-archive looks like when i samples never depends on which evaluation happened to finish first.
-Resume replays the committed iterations into a fresh archive, drawing the same samples at the same points.
+Determinism with work in flight (`order = "proposal"`, the default): iteration i draws its parent right
+after iteration i-lag is committed (lag = proposals + evaluation slots), and results are committed strictly
+in iteration order. So what the archive looks like when i samples never depends on which evaluation
+happened to finish first. Resume replays the committed iterations into a fresh archive, drawing the same
+samples at the same points.
+
+`order = "completion"` commits each iteration as its evaluation ends and starts the next one at once, so
+no worker waits behind a slow evaluation (heavy-tailed evaluation times); the archive a draw sees then
+depends on timing, and a seed's lineage is not reproducible (the run records that).
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from evolve.search.archive import Archive, ArchiveMember
 from evolve.config import RunConfig
@@ -77,13 +82,10 @@ class Controller:
                 await self._commit_initial()
             last = self._rebuild()
             tasks: dict[int, asyncio.Task] = {}
-            for i in sorted(self._pending):
-                self._launch(i, tasks)
-            nxt = last + 1
-            while nxt in tasks:
-                self._commit(nxt, await tasks.pop(nxt))
-                self._after_commit(nxt, tasks)
-                nxt += 1
+            if self._by_completion:
+                await self._commit_as_completed(last, tasks)
+            else:
+                await self._commit_in_order(last, tasks)
             if not self.stopped_by:
                 self.stopped_by = "iterations"
             return self.stats
@@ -91,6 +93,42 @@ class Controller:
             for t in list(locals().get("tasks", {}).values()):
                 t.cancel()
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def _by_completion(self) -> bool:
+        return self.cfg.order == "completion"
+
+    async def _commit_in_order(self, last: int, tasks: dict[int, asyncio.Task]) -> None:
+        for i in sorted(self._pending):
+            self._launch(i, tasks)
+        nxt = last + 1
+        while nxt in tasks:
+            self._commit(nxt, await tasks.pop(nxt))
+            self._after_commit(nxt, tasks)
+            nxt += 1
+
+    async def _commit_as_completed(self, last: int, tasks: dict[int, asyncio.Task]) -> None:
+        """Iterations a killed run left uncommitted first, then new ones; each finished one is committed
+        at once and its slot goes to the next iteration, whose parent is drawn from the archive as it is."""
+        committed = {a.iteration for a in self.store.attempts(self.run_id)}
+        lost = [i for i in range(1, last + 1) if i not in committed]
+        todo = iter(lost + list(range(last + 1, self.cfg.iterations + 1)))
+        for _ in range(self.cfg.lag):
+            self._launch_next(todo, tasks)
+        while tasks:
+            done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+            for i in sorted(i for i, t in tasks.items() if t in done):
+                self._commit(i, tasks.pop(i).result())
+                self._launch_next(todo, tasks)
+
+    def _launch_next(self, todo: Iterator[int], tasks: dict[int, asyncio.Task]) -> None:
+        i = None if self.stopped_by else next(todo, None)
+        if i is None:
+            return
+        parent, insp = self.archive.sample(self.archive.island_for(i), i)
+        self._pending[i] = Selection(parent, insp)
+        self._launch(i, tasks)
+        self._pending.clear()   # a launch refused (a budget or the wall clock) leaves nothing behind
 
     def _launch(self, i: int, tasks: dict[int, asyncio.Task]) -> None:
         if i > self.cfg.iterations:
@@ -210,6 +248,9 @@ class Controller:
             self.archive.add(self._record(pid, attempt.program, self._train_rows(attempt.program)))
         self.archive.migrate(i)
         self.stats.note(attempt, self.archive)
+        observe = getattr(self.proposer, "observe", None)  # e.g. the LLM proposer watching for repeated failures
+        if observe is not None:
+            observe(attempt)
         self.on_commit(i, self.stats)
 
     def _train_rows(self, p: NewProgram) -> list[MetricRow]:
@@ -240,9 +281,11 @@ class Controller:
     def _rebuild(self) -> int:
         """Replay committed iterations into the archive; return the last committed iteration."""
         attempts = self.store.attempts(self.run_id)
+        if self._by_completion:  # replayed as they were committed (ids rise with commits)
+            attempts.sort(key=lambda a: a.id)
         programs = {p.id: p for p in self.store.programs(self.run_id, status=Status.OK)}
         rows = metrics_by_program(self.store, self.run_id, Split.TRAIN)
-        last = attempts[-1].iteration if attempts else -1
+        last = max((a.iteration for a in attempts), default=-1)
         initial_ok = any(a.iteration == 0 and a.status == Status.OK for a in attempts)
         if not initial_ok:
             raise AdrsError("this run's initial program failed; nothing to evolve from")
@@ -256,5 +299,6 @@ class Controller:
             self.stats.note(NewAttempt(a.iteration, a.island, a.parent_id, a.proposer, a.stage, a.status,
                                        a.reason, program=NewProgram("", "", "") if a.program_id else None),
                             self.archive)
-            self._draw_samples_after(a.iteration, committed_upto=last)
+            if not self._by_completion:
+                self._draw_samples_after(a.iteration, committed_upto=last)
         return last

@@ -26,6 +26,8 @@ from evolve.search.proposer import MutatorProposer, Proposer
 from evolve.store import Run, Store, sqlite_url
 
 DB_NAME = "lineage.db"
+NOT_REPRODUCIBLE = ("not reproducible: commits in completion order, so which parent each iteration draws "
+                    "depends on evaluation timing")
 
 
 @dataclass
@@ -81,7 +83,8 @@ def create(cfg: RunConfig, sandbox) -> RunHandle:
     store.create_run(Run(id=run_id, problem=spec.name, problem_dir=str(spec.directory), seed=cfg.seed,
                          config=cfg.to_json(), sandbox=cfg.sandbox,
                          isolation=json.dumps(sandbox.isolation(), sort_keys=True),
-                         versions=json.dumps(versions(), sort_keys=True), created_at=time.time()))
+                         versions=json.dumps(versions(), sort_keys=True), created_at=time.time()),
+                     detail=NOT_REPRODUCIBLE if cfg.order == "completion" else "")
     return RunHandle(run_id, run_dir, store, cfg, spec)
 
 
