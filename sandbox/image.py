@@ -7,7 +7,8 @@ Two layers of caching:
   final  `adrs-sandbox:<content digest>`      the base plus the runner (sandbox/protocol.py, state_mirror.py,
          runner.py and container_boot.py as /opt/adrs) and a problem's extra Python packages in /opt/adrs/site.
 The content digest covers the base's layers and every file added, so the tag names exactly what runs; it is
-recorded in each run's metadata. Images carry labels (runner digest, package digest) by which the sandbox
+recorded in each run's metadata. Nothing of the host's own paths goes in (pip's console scripts, which name
+the host venv's interpreter, are left out), so every checkout and venv of the same code gets the same tag. Images carry labels (runner digest, package digest) by which the sandbox
 finds the newest image matching the code it runs with: a changed runner means `adrs sandbox build` again.
 """
 from __future__ import annotations
@@ -218,6 +219,21 @@ def _pip_install(packages: tuple[str, ...], python: str, into: Path, log: Log) -
         raise ImageError(f"could not install {', '.join(packages)} for the image: {tail}")
 
 
+def drop_console_scripts(site: Path) -> None:
+    """Remove the console scripts pip wrote to site/bin, and their lines in each package's RECORD.
+    Their first line names the host's interpreter (`#!/path/to/venv/bin/python`), so they would make the
+    content digest, and the tag, differ per virtual environment; candidates import packages and never run
+    these scripts (there is no such interpreter in the image either)."""
+    scripts = site / "bin"
+    if scripts.is_dir():
+        shutil.rmtree(scripts)
+    for record in site.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if not re.match(r"(\.\./)*bin/", ln)]
+        if kept != lines:
+            record.write_text("".join(kept))
+
+
 def _context(ctx: Path, packages: tuple[str, ...], python: str, log: Log) -> None:
     code = ctx / "adrs"
     for rel, src in RUNNER_SOURCES.items():
@@ -226,6 +242,7 @@ def _context(ctx: Path, packages: tuple[str, ...], python: str, log: Log) -> Non
         dst.write_bytes(src.read_bytes() if src else b"")
     if packages:
         _pip_install(packages, python, code / "site", log)
+        drop_console_scripts(code / "site")
     for path in code.rglob("*"):  # readable by the unprivileged user, writable by nobody
         path.chmod(0o755 if path.is_dir() else 0o644)
 

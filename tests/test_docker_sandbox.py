@@ -73,6 +73,58 @@ def test_image_recipe_helpers(tmp_path, monkeypatch):
     assert image.rootfs_python(tmp_path) == "3.11"
 
 
+def _fake_site(root: Path, interpreter: str) -> Path:
+    """What `pip install --target` leaves for a package with a console script, run from `interpreter`'s venv."""
+    site = root / "adrs" / "site"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    (site / "bin").mkdir()
+    script = f"#!{interpreter}\nfrom pkg import main\nmain()\n"
+    (site / "bin" / "pkg-tool").write_text(script)
+    info = site / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(f"pkg/__init__.py,sha256=abc,10\n../../bin/pkg-tool,sha256={hash(script)},"
+                                 f"{len(script)}\npkg-1.0.dist-info/RECORD,,\n")
+    return site
+
+
+def test_image_digest_does_not_depend_on_the_host_venv(tmp_path):
+    digests = []
+    for venv in ("/home/a/checkout/.venv/bin/python", "/srv/ci/clone-2/.venv/bin/python3"):
+        site = _fake_site(tmp_path / str(len(digests)), venv)
+        image.drop_console_scripts(site)
+        assert not (site / "bin").exists()
+        assert "bin/" not in (site / "pkg-1.0.dist-info" / "RECORD").read_text()
+        assert "pkg/__init__.py" in (site / "pkg-1.0.dist-info" / "RECORD").read_text()
+        digests.append(image.tree_digest(site.parent))
+    assert digests[0] == digests[1]
+    (site / "pkg" / "__init__.py").write_text("VALUE = 2\n")   # what the image does still counts
+    assert image.tree_digest(site.parent) != digests[0]
+
+
+@pytest.mark.slow
+def test_image_context_is_the_same_from_two_venvs(tmp_path, monkeypatch):
+    """The real pip install of the pinned numpy (it ships console scripts), from this venv and from a second
+    one that differs only in its path: the same files, so the same tag and no second build."""
+    here = Path(sys.executable)
+    other = tmp_path / "second-checkout" / ".venv"
+    (other / "bin").mkdir(parents=True)
+    (other / "bin" / "python").symlink_to(here.resolve())
+    (other / "pyvenv.cfg").write_text((here.parent.parent / "pyvenv.cfg").read_text())
+    (other / "lib").symlink_to((here.parent.parent / "lib").resolve())
+    digests = []
+    for python in (str(here), str(other / "bin" / "python")):
+        monkeypatch.setattr(image.sys, "executable", python)
+        ctx = tmp_path / f"ctx{len(digests)}"
+        try:
+            image._context(ctx, (image.numpy_pin(),), "3.11", lambda m: None)
+        except image.ImageError as e:
+            pytest.skip(f"pip cannot fetch numpy here: {e}")
+        digests.append(image.tree_digest(ctx / "adrs"))
+        assert not (ctx / "adrs" / "site" / "bin").exists()
+    assert digests[0] == digests[1]
+
+
 def test_problem_declares_image_packages(toy_copy):
     path = toy_copy / "problem.toml"
     path.write_text(path.read_text() + '\n[sandbox]\npackages = ["sortedcontainers==2.4.0"]\n')
@@ -448,8 +500,11 @@ def _scores(db: Path, skip_metric: str = "") -> list[tuple]:
     """Every deterministic metric and attempt; decision time (measured, so noisy) and `skip_metric` left out."""
     from evaluators.base import DECISION_METRIC
     con = sqlite3.connect(db)
+    # baselines are scored afresh by every run and are not lineage; EPLB's ILP baseline is time-limited,
+    # so its answer depends on the machine's load
     rows = con.execute("select e.program_id, e.workload, e.split, e.metric, e.value from metrics e "
-                       "where e.metric not in (?, ?) order by e.program_id, e.split, e.workload, e.metric",
+                       "join programs p on p.id = e.program_id where p.kind != 'baseline' and "
+                       "e.metric not in (?, ?) order by e.program_id, e.split, e.workload, e.metric",
                        (skip_metric, DECISION_METRIC)).fetchall()
     lineage = con.execute("select iteration, status, reason from attempts order by iteration").fetchall()
     con.close()

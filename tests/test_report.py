@@ -174,6 +174,33 @@ def test_llm_calls_prompt_response_and_dollars(tmp_path):
     assert "search_not_found" in failed and "garbage edit" in failed
 
 
+def test_unpriced_model_cost_is_unknown_in_the_report_and_the_cli(tmp_path):
+    """A local model litellm has no price for: both the CLI's usage table and the report say "unknown", never $0."""
+    import sqlite3
+    from rich.console import Console
+    from evolve.llm.usage import print_usage
+    run = llm_store(tmp_path)
+    con = sqlite3.connect(run / "lineage.db")
+    con.execute("update llm_calls set cost_usd = NULL")
+    con.commit()
+    con.close()
+    console = Console(width=200, record=True)
+    print_usage(console, Store(sqlite_url(run / "lineage.db")), "llm-run")
+    cli = console.export_text()
+    assert re.search(r"test/model-x .* unknown ", cli) and "$0" not in cli
+    r = adrs("report", str(run))
+    assert r.returncode == 0, r.stderr
+    index = (run / "report" / "index.html").read_text()
+    assert "unknown in 2 LLM calls" in index and "$0" not in index
+    assert 'id="cost-data"' not in index                  # no score-against-dollars chart on a $0 axis
+    con = sqlite3.connect(run / "lineage.db")              # one priced call among unpriced ones: both said
+    con.execute("update llm_calls set cost_usd = 0.0125 where id = (select min(id) from llm_calls)")
+    con.commit()
+    con.close()
+    assert adrs("report", str(run)).returncode == 0
+    assert "$0.0125 + unknown in 2 LLM calls" in (run / "report" / "index.html").read_text()
+
+
 def test_program_page_shows_the_evaluators_feedback_beside_its_metrics(tmp_path):
     run = tmp_path / "fb-run"
     run.mkdir()

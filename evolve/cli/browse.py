@@ -32,23 +32,33 @@ def problems() -> None:
 
 @app.command("list")
 def list_(runs_dir: Path = typer.Option(Path("runs"), help="folder of run folders"),
-          db: Optional[str] = typer.Option(None, help="list the runs inside this SQLAlchemy URL")) -> None:
+          db: Optional[str] = typer.Option(None, help="list the runs inside this SQLAlchemy URL"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output: one object per run")) -> None:
     """List runs."""
     from rich.table import Table
     from evolve.store import Store, sqlite_url
     from evolve.cli.views import run_summary
     stores = [Store(db)] if db else [Store(sqlite_url(p)) for p in sorted(runs_dir.glob("*/lineage.db"))]
-    t = Table()
-    for c in ("run", "problem", "seed", "iterations", "best", "failures", "status"):
-        t.add_column(c)
+    rows = []
     for st in stores:
         for r in st.runs():
             s = run_summary(st, r.id)
-            best = "-" if s["best"] is None else f"{s['best']['score']:.4g}"
-            t.add_row(r.id, r.problem, str(r.seed), str(s["iterations"]), best,
-                      str(sum(s["failures"].values())), s["status"])
+            rows.append({k: s[k] for k in LIST_FIELDS} | {"store": st.url})
         st.close()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table()
+    for c in ("run", "problem", "seed", "iterations", "best", "failures", "status"):
+        t.add_column(c)
+    for s in rows:
+        best = "-" if s["best"] is None else f"{s['best']['score']:.4g}"
+        t.add_row(s["run"], s["problem"], str(s["seed"]), str(s["iterations"]), best,
+                  str(sum(s["failures"].values())), s["status"])
     make_console().print(t if t.row_count else f"no runs in {db or runs_dir}")
+
+
+LIST_FIELDS = ("run", "problem", "seed", "iterations", "attempts", "programs_ok", "best", "failures", "status")
 
 
 def _open(run: str, db: Optional[str]):
@@ -62,7 +72,8 @@ def _open(run: str, db: Optional[str]):
 @app.command()
 def show(run: str = typer.Argument(..., help="run folder or run id"),
          program: Optional[int] = typer.Argument(None, help="program id"),
-         as_json: bool = typer.Option(False, "--json"),
+         as_json: bool = typer.Option(False, "--json", help="machine-readable output (a run: its summary "
+                                      "and final table under 'final')"),
          db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
     """Show a run's summary, or one program: code, metrics, parent, how it was made."""
     from evolve.cli import views
@@ -75,6 +86,7 @@ def show(run: str = typer.Argument(..., help="run folder or run id"),
         return
     summary = views.run_summary(h.store, h.run_id)
     if as_json:
+        summary["final"] = views.summary_json(h.store, h.run_id, h.spec.objective, h.cfg.final_top_k)
         print(json.dumps(summary, indent=2))
         return
     console = make_console()
@@ -90,9 +102,10 @@ def diff(run: str = typer.Argument(...), a: int = typer.Argument(..., help="prog
          b: int = typer.Argument(..., help="program id"),
          db: Optional[str] = typer.Option(None, help="SQLAlchemy URL holding the run")) -> None:
     """Show the diff between two programs of a run."""
-    from rich.syntax import Syntax
+    from evolve.cli.app import code
     from evolve.search.edits import unified_diff
     h = _open(run, db)
     pa, pb = h.store.program(h.run_id, a), h.store.program(h.run_id, b)
     text = unified_diff(pa.source, pb.source)
-    make_console().print(Syntax(text, "diff") if text else "(identical)")
+    console = make_console()
+    console.print(code(console, text, "diff") if text else "(identical)")

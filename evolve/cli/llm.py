@@ -60,23 +60,44 @@ def print_llm_usage(console, store, run_id: str) -> None:
 def replay(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
            db: Optional[str] = typer.Option(None, help="SQLAlchemy URL, when the run is not in a run folder"),
            run_id: Optional[str] = typer.Option(None, help="run id inside --db"),
-           check: bool = typer.Option(False, help="exit 1 when the replayed lineage differs")) -> None:
+           check: bool = typer.Option(False, help="exit 1 when the replayed lineage or a deterministic metric "
+                                      "differs (noisy metrics are shown side by side, not compared)")) -> None:
     """Re-run a recorded run into a new run with zero LLM calls, serving the recorded answers in order."""
     from evolve.run import session
     from evolve.run.replay import replay as do_replay
     console = make_console()
     src = session.open_run(run, db or "", run_id or "")
-    result = do_replay(src, console)
+    with session.stop_signals():  # SIGTERM, SIGHUP: the replay's status is recorded, as for Ctrl-C
+        result = do_replay(src, console)
     from evolve.cli import views
     views.print_summary(console, session.open_run(str(result.run_dir), src.cfg.db, result.run_id).store,
                         result.run_id, src.spec.objective.score, src.spec.objective.metrics, src.cfg.final_top_k)
+    if result.noisy:
+        console.print(noisy_table(result))
+    for line in result.baselines:  # scored afresh by every run, no part of the lineage: noted, not failed
+        console.print(f"note: baseline not reproducible (not compared): {line}", markup=False)
     if result.matches:
-        console.print(f"lineage matches {result.source_run}: {result.iterations} iterations identical "
-                      f"(replay: {result.run_dir})")
+        console.print(f"lineage matches {result.source_run}: {result.iterations} iterations identical, and every "
+                      f"deterministic metric (replay: {result.run_dir})")
     else:
         console.print(f"lineage differs from {result.source_run}: {result.difference} (replay: {result.run_dir})")
+        if result.noisy_score:
+            console.print(f"note: the score '{src.spec.objective.score}' is a noisy metric (it mixes in measured "
+                          "time), so programs with close scores can swap places and parents be drawn differently")
         if check:
             raise typer.Exit(1)
+
+
+def noisy_table(result):
+    """Noisy metrics (measured time) of the original and the replay side by side: not compared."""
+    from rich.table import Table
+    t = Table(title="noisy metrics, not compared: means over every value both runs measured")
+    for c in ("metric", "values", result.source_run, "replay", "difference", "largest |difference|"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for n in result.noisy:
+        t.add_row(n.metric, str(n.n), f"{n.original:.4g}", f"{n.replay:.4g}", f"{n.diff:+.4g}",
+                  f"{n.max_abs_diff:.4g}")
+    return t
 
 
 @app.command()

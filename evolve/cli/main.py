@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from evolve.cli.app import make_console, app
+from evolve.cli.app import make_console, app, rule
 from evolve.errors import AdrsError
 
 LLM_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY")
@@ -45,7 +45,9 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, Ollama, ...)"),
         max_cost: Optional[float] = typer.Option(None, help="stop proposing at this many dollars"),
         max_tokens: Optional[int] = typer.Option(None, help="tokens per LLM answer (default: from the model)"),
-        llm_timeout: Optional[float] = typer.Option(None, help="seconds per LLM request (default: from the model)")
+        llm_timeout: Optional[float] = typer.Option(None, help="seconds per LLM request (default: from the model)"),
+        as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout (for "
+                                     "scripts); progress and messages go to stderr")
         ) -> None:
     """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
     cfg = _run_config(problem, config, dict(
@@ -54,19 +56,23 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost,
         llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout))
     from evolve.run import session
-    console = make_console()
+    console = make_console(stderr=as_json)
     from evolve.cli.llm import announce_proposer
     announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
     sb = session.make_workers(cfg)
     h = None
     try:
-        h = session.create(cfg, sb)
-        console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
-                      f"store {h.store.url}")
-        _warn_trust(console, h.spec)
-        _execute(h, sb, console, resumed=False)
-    except KeyboardInterrupt:
-        _interrupted(console, h)
+        with session.stop_signals():
+            h = session.create(cfg, sb)
+            console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
+                          f"store {h.store.url}")
+            _warn_trust(console, h.spec)
+            _execute(h, sb, console, resumed=False, as_json=as_json)
+    except (KeyboardInterrupt, BrokenPipeError, session.Stopped) as e:  # Ctrl-C, SIGTERM, SIGHUP, closed pipe
+        _interrupted(console, h, e)
+    except Exception as e:
+        _failed(h, e)
+        raise
     finally:
         sb.close()
 
@@ -77,43 +83,84 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
            db: Optional[str] = typer.Option(None, help="SQLAlchemy URL, when the run is not in a run folder"),
            run_id: Optional[str] = typer.Option(None, help="run id inside --db"),
            max_tokens: Optional[int] = typer.Option(None, help="change the tokens per LLM answer"),
-           llm_timeout: Optional[float] = typer.Option(None, help="change the seconds per LLM request")) -> None:
+           llm_timeout: Optional[float] = typer.Option(None, help="change the seconds per LLM request"),
+           as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout")) -> None:
     """Continue a stopped or killed run from its lineage store."""
     from evolve import config as cfgmod
     from evolve.run import session
     h = session.open_run(run, db or "", run_id or "")
     changed = dict(iterations=iterations, llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout)
     h.cfg = cfgmod.build({k: v for k, v in changed.items() if v is not None}, "command line", h.cfg)
-    console = make_console()
+    console = make_console(stderr=as_json)
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
     sb = session.make_workers(h.cfg, h.spec)
     try:
-        _execute(h, sb, console, resumed=True)
-    except KeyboardInterrupt:
-        _interrupted(console, h)
+        with session.stop_signals():
+            _execute(h, sb, console, resumed=True, as_json=as_json)
+    except (KeyboardInterrupt, BrokenPipeError, session.Stopped) as e:  # Ctrl-C, SIGTERM, SIGHUP, closed pipe
+        _interrupted(console, h, e)
+    except Exception as e:
+        _failed(h, e)
+        raise
     finally:
         sb.close()
 
 
-def _interrupted(console, h) -> None:
-    """Ctrl-C at any point of run/resume: say what is kept and how to go on; exit 130."""
-    if h is None:
-        console.print("interrupted before the run started; nothing was recorded")
-    else:
-        events = h.store.events(h.run_id)
-        if not events or events[-1].kind != "interrupted":  # session.execute records it when inside the loop
-            h.store.add_event(h.run_id, "interrupted", f"at iteration {h.store.last_iteration(h.run_id)}")
-        console.print(f"interrupted; committed work is kept. Continue with: adrs resume {h.run_dir}")
-    raise typer.Exit(130)
+def _interrupted(console, h, exc: BaseException) -> None:
+    """A run/resume ended by a signal or a closed pipe at any point: record it (session.execute already has,
+    inside the loop), say what is kept and how to go on; exit 128 + the signal."""
+    from evolve.run import session
+    if isinstance(exc, BrokenPipeError):  # stdout is gone: say it on stderr, and keep exit from writing there
+        _silence_stdout()
+        console = make_console(stderr=True)
+    try:
+        if h is None:
+            console.print(f"{_why(exc)} before the run started; nothing was recorded")
+        else:
+            session.record_end(h, exc)
+            console.print(f"{_why(exc)}; committed work is kept. Continue with: adrs resume {h.run_dir}")
+    except OSError:  # the terminal itself went away (SIGHUP): the store has the status
+        pass
+    raise typer.Exit(session.exit_code(exc))
 
 
-def _execute(h, sb, console, resumed: bool) -> None:
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, BrokenPipeError):
+        return "output closed"
+    return f"stopped by {exc}" if type(exc) is not KeyboardInterrupt else "interrupted"
+
+
+def _failed(h, exc: Exception) -> None:
+    """An error outside the loop (the loop records its own): the run's status says failed, not started."""
+    if h is not None:
+        from evolve.run import session
+        try:
+            session.record_end(h, exc)
+        except Exception:
+            pass
+
+
+def _silence_stdout() -> None:
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
+def _execute(h, sb, console, resumed: bool, as_json: bool = False) -> None:
     from evolve.run import session
     from evolve.cli import views
     from evolve.cli.llm import make_proposer, print_llm_usage
     session.execute(h, sb, make_proposer(h), console, resumed=resumed)
-    views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
-                        h.cfg.final_top_k)
+    if as_json:  # stdout holds only this document; the console writes to stderr
+        doc = {"run": h.run_id, "run_dir": str(h.run_dir), "store": h.store.url,
+               **views.summary_json(h.store, h.run_id, h.spec.objective, h.cfg.final_top_k)}
+        print(json.dumps(doc, indent=2))
+    else:
+        views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
+                            h.cfg.final_top_k)
     print_llm_usage(console, h.store, h.run_id)
     infra = h.store.failure_counts(h.run_id).get("infrastructure", 0)
     if infra:  # the sandbox failed, not the programs: say so plainly
@@ -210,7 +257,7 @@ def _print_scorecard(out, spec, label: str, title: str) -> None:
     else:
         console.print(f"[red]failed[/]: {out.reason}: {out.message}")
         for k, v in out.artifacts.items():
-            console.rule(k)
+            rule(console, k)
             console.print(v, markup=False, highlight=False)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 
+from evolve.cli.app import code, rule
 from evolve.errors import AdrsError
 from evolve.problem import Objective
 from evolve.run.headline import from_store
@@ -50,6 +50,20 @@ def print_summary(console: Console, store: Store, run_id: str, spec_score: str, 
     objective = objective or run_objective(store, run_id, Objective(spec_score, dict(metrics)))
     console.print(f"Result: {from_store(store, run_id, objective).text}", markup=False, highlight=False,
                   soft_wrap=True)  # one line, to quote whole
+
+
+def summary_json(store: Store, run_id: str, objective: Objective, top_k: int) -> dict:
+    """The run's final summary for scripts: the table of initial, best and baselines (means over workloads
+    per split) and the result line with the intervals behind it."""
+    h = from_store(store, run_id, objective)
+    iv = {k: _interval(getattr(h, k)) for k in ("best", "initial", "vs_initial", "vs_baseline", "speedup")}
+    return {"result": {"text": h.text, **iv, "baseline": h.baseline or None, "equal_quality": h.equal_quality},
+            "table": [{"label": r.label, "program": r.program_id, "status": r.status, "reason": r.reason,
+                       "train": r.train, "held_out": r.held_out} for r in summary_rows(store, run_id, top_k)]}
+
+
+def _interval(iv) -> dict | None:
+    return None if iv is None else {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n}
 
 
 def run_objective(store: Store, run_id: str, fallback: Objective) -> Objective:
@@ -98,7 +112,7 @@ def print_program(console: Console, store: Store, run_id: str, pid: int) -> None
                   f"island {p.island} generation {p.generation} parent {p.parent_id} status {p.status}"
                   f"{' (' + p.reason + ')' if p.reason else ''}")
     console.print(f"made by: {p.origin}")
-    console.print(Syntax(p.source, "python", line_numbers=True))
+    console.print(code(console, p.source, "python", line_numbers=True))
     t = Table(title="metrics")
     for c in ("split", "workload", "metric", "value"):
         t.add_column(c)
@@ -112,7 +126,7 @@ def print_program(console: Console, store: Store, run_id: str, pid: int) -> None
         console.print(f"LLM call {c.id}: {c.model}, {c.prompt_tokens}+{c.completion_tokens} tokens, {cost}, "
                       f"{c.latency_s:.1f} s{', error: ' + c.error if c.error else ''}", markup=False)
     for name, text in store.artifacts(p.id).items():
-        console.rule(name)
+        rule(console, name)
         console.print(text, markup=False, highlight=False)
 
 

@@ -25,6 +25,19 @@ class ModelUsage:
         return self.unpriced == 0
 
 
+def answered(error: str | None) -> bool:
+    """The model answered (and was billed): no error, or an answer cut at max tokens."""
+    return not error or error.split(":", 1)[0] == "truncated"
+
+
+def cost_text(cost_usd: float, answered_calls: int, unpriced: int) -> str:
+    """Dollars as the CLI and the report both say them: "unknown" when no answered call has a price
+    (a local model litellm has no price for), never $0."""
+    if answered_calls and unpriced == answered_calls:
+        return "unknown"
+    return f"${cost_usd:,.4f}" + (" + unknown" if unpriced else "")
+
+
 def usage(store: Store, run_id: str) -> list[ModelUsage]:
     out: dict[str, ModelUsage] = {}
     for c in store.call_costs(run_id):
@@ -35,7 +48,7 @@ def usage(store: Store, run_id: str) -> list[ModelUsage]:
         kind = c.error.split(":", 1)[0] if c.error else ""
         if kind:
             u.errors[kind] = u.errors.get(kind, 0) + 1
-        if not kind or kind == "truncated":   # the model answered (and was billed)
+        if answered(c.error):
             u.answered += 1
             if c.cost_usd is None:
                 u.unpriced += 1
@@ -45,9 +58,7 @@ def usage(store: Store, run_id: str) -> list[ModelUsage]:
 
 
 def _cost(u: ModelUsage) -> str:
-    if u.answered and u.unpriced == u.answered:
-        return "unknown"
-    return f"${u.cost_usd:.4f}" + ("" if u.cost_known else " + unknown")
+    return cost_text(u.cost_usd, u.answered, u.unpriced)
 
 
 def usage_table(rows: list[ModelUsage]) -> Table:
@@ -59,11 +70,11 @@ def usage_table(rows: list[ModelUsage]) -> Table:
         t.add_row(u.model, str(u.calls), str(u.answered), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
                   _cost(u), errs)
     if len(rows) > 1:
-        total = sum(u.cost_usd for u in rows)
-        unknown = any(not u.cost_known for u in rows)
+        total = cost_text(sum(u.cost_usd for u in rows), sum(u.answered for u in rows),
+                          sum(u.unpriced for u in rows))
         t.add_row("total", str(sum(u.calls for u in rows)), str(sum(u.answered for u in rows)),
                   f"{sum(u.prompt_tokens for u in rows):,}", f"{sum(u.completion_tokens for u in rows):,}",
-                  f"${total:.4f}" + (" + unknown" if unknown else ""), "")
+                  total, "")
     return t
 
 

@@ -98,8 +98,9 @@ def _attempt_target(a) -> str:
 
 
 def cost_points(data: RunData) -> list[tuple[float, float]]:
-    """(cumulative dollars, score) of each ok program, in iteration order; empty without LLM calls."""
-    if not data.llm_calls:
+    """(cumulative dollars, score) of each ok program, in iteration order; empty without a priced LLM call
+    (a flat $0 axis would claim the calls were free)."""
+    if not data.priced:
         return []
     by_attempt: dict[int, float] = {}
     for c in data.llm_calls:

@@ -28,7 +28,7 @@ def _run_row(data: RunData, run_dir: Path, out: Path) -> dict:
         id=data.run_id, problem=data.run["problem"], seed=data.run["seed"], models=pages.models(data),
         proposals=len(proposals), failed=sum(a.status != "ok" for a in proposals), best=best,
         train=mean_ci(tr), held_out=mean_ci(ho), gap=gap_ci(tr, ho),
-        cost=f"${data.cost_usd:,.4f}" if data.llm_calls else "–", wall=pages.duration(pages.wall_time(data)),
+        cost=data.cost_text() if data.llm_calls else "–", wall=pages.duration(pages.wall_time(data)),
         report=_report_link(run_dir, out), code=code.python_html(best.source) if best else "",
         program_link=lambda pid, d=run_dir: _report_link(d, out, charts.program_href(pid)))
 

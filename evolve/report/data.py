@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 
+from evolve.llm.usage import answered, cost_text
 from evolve.store import FeedbackRow, Store
 
 HELD_OUT = "held-out"
@@ -152,6 +153,16 @@ class RunData:
     @property
     def cost_usd(self) -> float:
         return sum(c.cost_usd or 0.0 for c in self.llm_calls)
+
+    @property
+    def priced(self) -> bool:
+        """Some LLM call has a price: dollars mean something (a local model without a price has none)."""
+        return any(c.cost_usd is not None for c in self.llm_calls)
+
+    def cost_text(self) -> str:
+        """The run's dollars as `adrs run` says them: "unknown", "$x" or "$x + unknown" (evolve.llm.usage)."""
+        done = [c for c in self.llm_calls if answered(c.error)]
+        return cost_text(self.cost_usd, len(done), sum(c.cost_usd is None for c in done))
 
 
 def gather(store: Store, run_id: str) -> RunData:

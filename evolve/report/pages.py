@@ -79,7 +79,7 @@ def index_context(data: RunData) -> dict:
     budget = f"{cfg.get('iterations')} iterations"
     if cfg.get("max_wall_time_s"):
         budget += f", {duration(cfg['max_wall_time_s'])} wall time"
-    cost = f"${data.cost_usd:,.4f} in {len(data.llm_calls)} LLM calls" if data.llm_calls else "no LLM calls"
+    cost = f"{data.cost_text()} in {len(data.llm_calls)} LLM calls" if data.llm_calls else "no LLM calls"
     summary = [
         ("problem", data.run["problem"]), ("models / proposers", models(data)), ("seed", data.run["seed"]),
         ("budget", budget), ("cost", cost), ("wall time", duration(wall_time(data))),

@@ -27,6 +27,8 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self._live.__exit__(*exc)
+        if not self.console.is_terminal:  # off a terminal rich leaves the last line open: end it
+            self.console.line()
 
     def on_commit(self, iteration: int, stats: LoopStats) -> None:
         now = time.perf_counter()

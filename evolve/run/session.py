@@ -7,7 +7,10 @@ import dataclasses
 import json
 import platform
 import re
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from evolve.search.proposer import MutatorProposer, Proposer
 from evolve.store import Run, Store, sqlite_url
 
 DB_NAME = "lineage.db"
+FINAL = ("finished", "interrupted", "failed")   # a run's status once it has ended
 NOT_REPRODUCIBLE = ("not reproducible: commits in completion order, so which parent each iteration draws "
                     "depends on evaluation timing")
 
@@ -115,8 +119,77 @@ def locate(target: str, db: str = "", run_id: str = "") -> tuple[Store, str, Pat
     return store, rid, run_dir
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal that ends a run (SIGTERM, SIGHUP), raised in the main thread as Ctrl-C raises KeyboardInterrupt
+    (a kind of it, so asyncio and every cleanup path treat it the same), so `finally` blocks close the workers
+    and the store records the run's final status."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_stopped(signum: int, frame) -> None:
+    for s in STOP_SIGNALS:   # once is enough: a second signal must not break the cleanup the first started
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextmanager
+def stop_signals():
+    """While a run runs, SIGTERM and SIGHUP raise Stopped instead of ending the process on the spot (which would
+    leave its status "started"). Only the main thread can install handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The shell's convention: 128 + the signal that ended the run (Ctrl-C 130, SIGTERM 143, SIGHUP 129, a closed
+    pipe 141)."""
+    if isinstance(exc, Stopped):
+        return 128 + exc.signum
+    if isinstance(exc, BrokenPipeError):
+        return 128 + signal.SIGPIPE
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1
+
+
+def _ending(exc: BaseException, at: str) -> tuple[str, str]:
+    if isinstance(exc, Stopped):
+        return "interrupted", f"{exc} {at}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", f"SIGINT (Ctrl-C) {at}"
+    if isinstance(exc, BrokenPipeError):
+        return "interrupted", f"output closed (broken pipe) {at}"
+    if isinstance(exc, AdrsError):
+        return "failed", str(exc)
+    return "failed", f"{type(exc).__name__}: {exc} {at}"
+
+
+def record_end(h: RunHandle, exc: BaseException) -> str:
+    """Record how the run ended (a signal, a closed pipe, an error) unless a final status is already recorded
+    since it last started or resumed; returns the status kind."""
+    events = h.store.events(h.run_id)
+    if events and events[-1].kind in FINAL:
+        return events[-1].kind
+    last = h.store.last_iteration(h.run_id)
+    kind, detail = _ending(exc, f"at iteration {last}" if last >= 0 else "before the initial program was scored")
+    h.store.add_event(h.run_id, kind, detail)
+    return kind
+
+
 def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, resumed: bool) -> LoopStats:
-    """Run (or continue) the loop and the final held-out scoring. Ctrl-C: record and re-raise.
+    """Run (or continue) the loop and the final held-out scoring. However it ends (Ctrl-C, a signal under
+    stop_signals, a closed pipe, an error), the run's final status is recorded and the exception re-raised.
     `backend`: a WorkerPool (make_workers), or a sandbox to score in threads of this process."""
     scorer = backend if isinstance(backend, WorkerPool) else ProgramScorer(h.spec, backend)
     ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score)
@@ -129,11 +202,11 @@ def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, 
             stats = asyncio.run(ctl.run())
         console.print(f"search stopped by {ctl.stopped_by}; scoring finalists and baselines on held-out workloads")
         asyncio.run(score_final(h.spec, h.store, h.run_id, scorer.score, h.cfg.eval_slots, h.cfg.final_top_k))
-    except KeyboardInterrupt:
-        h.store.add_event(h.run_id, "interrupted", f"at iteration {h.store.last_iteration(h.run_id)}")
-        raise
-    except AdrsError as e:
-        h.store.add_event(h.run_id, "failed", str(e))
+    except BaseException as e:
+        try:
+            record_end(h, e)
+        except Exception:  # the store itself failed: the original error is the one to see
+            pass
         raise
     h.store.add_event(h.run_id, "finished", ctl.stopped_by)
     return stats
