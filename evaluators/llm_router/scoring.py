@@ -3,7 +3,8 @@ levels) and the cluster's diagnostics and words.
 
 Diagnostics per level, averaged over levels: `prefix_hit` (share of prompt blocks the instances' prefix
 caches served), `imbalance` (max / mean of requests served per instance, speed-weighted: 1 is perfect),
-`utilisation` (mean GPU busy share) and `utilisation_min`/`_max` (the least and most busy instance).
+`utilisation` (mean GPU busy share), `utilisation_min`/`_max` (the least and most busy instance),
+`migrations` (running requests moved between instances) and `migrated_gb` (their KV, GB).
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from evaluators.llm_scheduler.scoring import Level, score_level
 from evaluators.serving.cluster import ClusterResult
 from evaluators.serving.metrics import Slo, latencies
 
-CLUSTER_METRICS = ("prefix_hit", "imbalance", "utilisation", "utilisation_min", "utilisation_max")
+CLUSTER_METRICS = ("prefix_hit", "imbalance", "utilisation", "utilisation_min", "utilisation_max", "migrations",
+                   "migrated_gb")
 
 
 def cluster_metrics(res: ClusterResult, speeds: list[float]) -> dict[str, float]:
@@ -22,7 +24,8 @@ def cluster_metrics(res: ClusterResult, speeds: list[float]) -> dict[str, float]
     busy = np.asarray(res.busy_s) / max(res.end_s, 1e-9)
     return {"prefix_hit": float(np.mean(res.prefix_hit)), "imbalance": float(served.max() / max(served.mean(), 1e-9)),
             "utilisation": float(busy.mean()), "utilisation_min": float(busy.min()),
-            "utilisation_max": float(busy.max())}
+            "utilisation_max": float(busy.max()), "migrations": float(res.migration.count),
+            "migrated_gb": res.migration.bytes / 1e9}
 
 
 def level(load: float, res: ClusterResult, slo: Slo, speeds: list[float]) -> Level:

@@ -22,6 +22,7 @@ from evaluators.serving.cluster import InstanceSpec
 from evaluators.serving.engine import EngineConfig
 from evaluators.serving.gpu import GpuModel, StepCost
 from evaluators.serving.metrics import Slo
+from evaluators.serving.migration import LINK_BANDWIDTH, MAX_MIGRATIONS
 from evaluators.serving.policies import Fcfs
 from evaluators.serving.requests import Requests
 
@@ -83,7 +84,8 @@ class Workload:
     def init_config(self) -> dict:
         s = self.settings
         return {"instances": s.instances, "speeds": self.speeds(), "device": s.device, "model": s.model,
-                "delay_s": s.delay_s, "block_tokens": BLOCK_TOKENS, "kv_tokens": s.instance.gpu.kv_tokens,
+                "delay_s": s.delay_s, "link_bandwidth": LINK_BANDWIDTH, "max_migrations": MAX_MIGRATIONS,
+                "kv_bytes_per_token": s.instance.gpu.kv_bytes_per_token, "block_tokens": BLOCK_TOKENS, "kv_tokens": s.instance.gpu.kv_tokens,
                 "workload_class": self.kind, "slo_ttft_s": self.slo.ttft_s, "slo_tpot_s": self.slo.tpot_s}
 
 
@@ -92,7 +94,7 @@ def _slowed(gpu: GpuModel, speed: float) -> GpuModel:
         return gpu
     c = gpu.step
     step = StepCost(*(v / speed for v in (c.fixed_s, c.token_s, c.sampled_s, c.pair_s, c.kv_read_s)))
-    return GpuModel(f"{gpu.name} at {speed:g}x", step, gpu.kv_blocks)
+    return replace(gpu, name=f"{gpu.name} at {speed:g}x", step=step)
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,7 +9,9 @@ event, so instances stay in step), then asks the router, then hands the request 
 The router sees what a production router sees: the request (its length, its prefix-block hashes, its
 session), and per instance a load snapshot that is `delay_s` old (routers read exported metrics, not the
 truth): the newest snapshot an instance recorded at a decision point at or before t - delay_s. It never
-sees output lengths or a later state. A next turn is routed at the first cluster event at or after its
+sees output lengths or a later state. A snapshot also lists the instance's decoding requests (ids and KV
+tokens), what a cluster manager needs to choose requests to migrate. With any routing decision the router
+may migrate decoding requests between instances (migration.py). A next turn is routed at the first cluster event at or after its
 release, so it can be routed up to one inter-arrival gap late (stated simplification).
 """
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from evaluators.base import InvalidOutput
 from evaluators.serving.arrival_queue import ArrivalQueue, RoutedQueue
 from evaluators.serving.engine import Engine, EngineConfig
 from evaluators.serving.gpu import GpuModel
+from evaluators.serving.migration import LINK_BANDWIDTH, MAX_MIGRATIONS, MigrationStats, apply, read_answer
 from evaluators.serving.policy import Decision, Observation, Policy
 from evaluators.serving.records import Records
 from evaluators.serving.requests import Requests
@@ -42,7 +44,8 @@ class InstanceSpec:
 @dataclass(frozen=True)
 class Snapshot:
     """One instance's load as last exported: requests waiting and running, the share of KV blocks in use,
-    prompt tokens still to prefill (waiting + prefilling) and decode tokens per step (running decodes)."""
+    prompt tokens still to prefill (waiting + prefilling), decode tokens per step (running decodes), and the
+    decoding requests' ids and KV tokens."""
 
     time_s: float
     queued: int
@@ -50,13 +53,16 @@ class Snapshot:
     kv_used: float
     prefill_tokens: int
     decode_tokens: int
+    decoding_ids: tuple[int, ...] = ()
+    decoding_kv: tuple[int, ...] = ()
 
 
 EMPTY = Snapshot(-math.inf, 0, 0, 0.0, 0, 0)
 
 
 class Router(Protocol):
-    def route(self, rid: int, now_s: float, requests: Requests, snapshots: list[Snapshot]) -> int: ...
+    def route(self, rid: int, now_s: float, requests: Requests, snapshots: list[Snapshot]) -> int | dict:
+        """An instance index, or {"instance": k, "migrate": [[request id, to instance], ...]} (migration.py)."""
 
 
 class _Recording:
@@ -70,7 +76,8 @@ class _Recording:
         prefilling = sum(s.prefill_left for s in obs.prefilling)
         self.log.append(Snapshot(obs.now_s, len(obs.waiting), obs.running_count,
                                  1.0 - obs.kv_blocks_free / obs.kv_blocks_total, waiting + prefilling,
-                                 obs.decode_tokens))
+                                 obs.decode_tokens, tuple(q.id for q in obs.decoding),
+                                 tuple(q.kv_tokens for q in obs.decoding)))
         return self.inner.decide(obs)
 
 
@@ -82,15 +89,20 @@ class ClusterResult:
     prefix_hit: list[float]               # per instance: share of prompt units its prefix cache served
     end_s: float
     queue_peak: list[int] = field(default_factory=list)   # per instance: the most requests waiting
+    migration: MigrationStats = field(default_factory=MigrationStats)
 
 
 class Cluster:
-    def __init__(self, requests: Requests, instances: list[InstanceSpec], router: Router, delay_s: float = 0.05):
+    def __init__(self, requests: Requests, instances: list[InstanceSpec], router: Router, delay_s: float = 0.05,
+                 link_bandwidth: float = LINK_BANDWIDTH, max_migrations: int = MAX_MIGRATIONS):
         if not instances:
             raise ValueError("a cluster needs at least one instance")
-        if delay_s < 0:
-            raise ValueError(f"delay_s must be >= 0, got {delay_s}")
+        if delay_s < 0 or link_bandwidth <= 0 or max_migrations < 0:
+            raise ValueError(f"need delay_s >= 0, link_bandwidth > 0, max_migrations >= 0; got {delay_s}, "
+                             f"{link_bandwidth}, {max_migrations}")
         self.requests, self.router, self.delay_s = requests, router, delay_s
+        self.link_bandwidth, self.max_migrations = link_bandwidth, max_migrations
+        self.migration = MigrationStats()
         self.arrivals = ArrivalQueue(requests)
         self.logs: list[list[Snapshot]] = [[] for _ in instances]
         self.engines = [self._engine(spec, log) for spec, log in zip(instances, self.logs)]
@@ -136,12 +148,12 @@ class Cluster:
                     e.tick()
 
     def _route(self, t: float, rid: int) -> None:
-        k = self.router.route(rid, t, self.requests, self.snapshots(t))
-        if type(k) is not int or not 0 <= k < len(self.engines):
-            raise InvalidOutput(f"request {rid} (t={t:.6f} s): rule 'instance': the router returned {k!r}, not an "
-                                f"instance index in [0, {len(self.engines) - 1}]")
+        snapshots = self.snapshots(t)
+        k, moves = read_answer(self.router.route(rid, t, self.requests, snapshots), rid, t, len(self.engines))
         self.instance[rid] = k
         self.engines[k].arrivals.push(t, rid)
+        if moves:
+            apply(self, rid, t, moves, snapshots)
 
     def _result(self) -> ClusterResult:
         r = self.requests
@@ -153,7 +165,7 @@ class Cluster:
                 for e in self.engines]
         peaks = [max((s.queued for s in log), default=0) for log in self.logs]
         return ClusterResult(records, self.instance.copy(), [e.busy_s for e in self.engines], hits,
-                             float(np.nanmax(finish)) if len(r) else 0.0, peaks)
+                             float(np.nanmax(finish)) if len(r) else 0.0, peaks, self.migration)
 
 
 def _time(s: Snapshot) -> float:
@@ -164,6 +176,6 @@ def _now(e: Engine) -> float:
     return e.now
 
 
-def simulate_cluster(requests: Requests, instances: list[InstanceSpec], router: Router,
-                     delay_s: float = 0.05) -> ClusterResult:
-    return Cluster(requests, instances, router, delay_s).run()
+def simulate_cluster(requests: Requests, instances: list[InstanceSpec], router: Router, delay_s: float = 0.05,
+                     link_bandwidth: float = LINK_BANDWIDTH, max_migrations: int = MAX_MIGRATIONS) -> ClusterResult:
+    return Cluster(requests, instances, router, delay_s, link_bandwidth, max_migrations).run()

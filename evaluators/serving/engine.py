@@ -41,7 +41,7 @@ from evaluators.base import ConfigError, InvalidOutput
 from evaluators.serving.arrival_queue import ArrivalQueue, RoutedQueue
 from evaluators.serving.gpu import BLOCK_TOKENS as B, GpuModel
 from evaluators.serving.group import DecodeGroup
-from evaluators.serving.policy import DECODING, FINISHED, PREFILLING, WAITING, Observation, Policy, Seq
+from evaluators.serving.policy import DECODING, FINISHED, MIGRATING, PREFILLING, WAITING, Observation, Policy, Seq
 from evaluators.serving.predictor import DEFAULT_SIGMA, predict_output
 from evaluators.serving.prefix_cache import UNIT_BLOCKS, UNIT_TOKENS, PrefixCache
 from evaluators.serving.records import Records, RunResult, RunStats
@@ -93,7 +93,8 @@ class Engine:
         self.waiting: list[Seq] = []     # arrival (= id) order
         self.prefilling: dict[int, Seq] = {}
         self.group = DecodeGroup()
-        self.used_prefill = 0            # KV blocks held by prefilling requests
+        self.used_prefill = 0            # KV blocks held by prefilling requests (and reserved for `incoming`)
+        self.incoming: dict[int, Seq] = {}   # requests migrating in, with their KV (migration.py)
         self.blocks_in_use = self.decode_blocks = 0   # at the current decision point (rules.py reads them)
         self.now = 0.0
         self.decisions = self.steps = self.prefill_steps = self.decode_runs = 0
@@ -162,6 +163,9 @@ class Engine:
         arrival, prompt, pred, seqs, waiting = self._arrival, self._prompt, self._pred, self.seqs, self.waiting
         session, client = self._session, self._client
         for t, i in due:
+            if self.incoming and i in self.incoming:
+                self._adopt(self.incoming.pop(i))
+                continue
             arrival[i] = t
             seq = Seq(i, prompt[i], t, pred[i], session[i], client[i])
             while len(seqs) <= i:   # closed-loop turns arrive out of id order: slots wait for them
@@ -215,6 +219,33 @@ class Engine:
 
     def blocks_used(self) -> int:
         return self.blocks_in_use
+
+    # ------------------------------------------------------------------ migration (migration.py)
+
+    def detach(self, rid: int) -> Seq:
+        """Decoding request `rid` leaves to migrate: out of the decode group, its KV freed here."""
+        seq = self.seqs[rid]
+        self.group.leave(seq)
+        if self.cache is not None:
+            self._uncache(seq)
+        seq.state = MIGRATING
+        self._events.append("migration")
+        return seq
+
+    def expect(self, seq: Seq, t: float, arrival_s: float, first_s: float) -> None:
+        """`seq` arrives at `t` with its KV, whose blocks are held for it from now."""
+        self.incoming[seq.id] = seq
+        self.used_prefill += seq.kv_blocks
+        self._arrival[seq.id], self._first[seq.id] = arrival_s, first_s
+        self.arrivals.push(t, seq.id)
+
+    def _adopt(self, seq: Seq) -> None:
+        """A migrated request arrives: it decodes from the next step, its KV already here (no prefill)."""
+        self.used_prefill -= seq.kv_blocks
+        while len(self.seqs) <= seq.id:
+            self.seqs.append(None)
+        self.seqs[seq.id] = seq
+        self.group.join(seq, self._out[seq.id])
 
     # ------------------------------------------------------------------ applying a decision
 

@@ -164,11 +164,13 @@ def roofline_cost(hw: Hardware, model: ModelShape, tp: int) -> StepCost:
 
 @dataclass(frozen=True)
 class GpuModel:
-    """What the engine needs of the hardware: a step cost and a KV cache size in blocks."""
+    """What the engine needs of the hardware: a step cost, a KV cache size in blocks, and the KV bytes of one
+    token over the whole instance (what migrating a request moves; default Llama-3-8B's 128 KiB)."""
 
     name: str
     step: StepCost
     kv_blocks: int
+    kv_bytes_per_token: int = 131072
 
     @property
     def kv_tokens(self) -> int:
@@ -214,4 +216,4 @@ def gpu_model(device: str = "h100", model: str = "llama-3-8b", tp: int | None = 
     cost = step if step is not None else roofline_cost(hw, shape, tp)
     cost.check(f"{shape.name} on {tp} x {hw.name}")
     blocks = kv_blocks(hw, shape, tp, memory_utilization, token_budget, max_running)
-    return GpuModel(f"{shape.name} TP{tp} on {hw.name}", cost, blocks)
+    return GpuModel(f"{shape.name} TP{tp} on {hw.name}", cost, blocks, shape.kv_bytes_per_token)

@@ -39,8 +39,8 @@ from evaluators.base import InvalidOutput
 from evaluators.serving.gpu import BLOCK_TOKENS
 from sandbox.protocol import Columns
 
-WAITING, PREFILLING, DECODING, FINISHED = 0, 1, 2, 3
-STATE_NAMES = ("waiting", "prefilling", "decoding", "finished")
+WAITING, PREFILLING, DECODING, FINISHED, MIGRATING = 0, 1, 2, 3, 4   # migrating: between instances (migration.py)
+STATE_NAMES = ("waiting", "prefilling", "decoding", "finished", "migrating")
 
 
 class Clock:

@@ -53,7 +53,8 @@ class Profile:
     def gpu(self, memory_utilization: float = 0.9, token_budget: int = 8192, max_running: int = 256) -> GpuModel:
         g = gpu_model(self.device, self.model, self.tp, memory_utilization, token_budget, max_running,
                       hardware_overrides=self.constants, step=self.step)
-        return GpuModel(f"{g.name} (profile {Path(self.path).name}, {self.date})", g.step, g.kv_blocks)
+        return GpuModel(f"{g.name} (profile {Path(self.path).name}, {self.date})", g.step, g.kv_blocks,
+                        g.kv_bytes_per_token)
 
 
 def load_profile(path: str | Path) -> Profile:
