@@ -22,7 +22,7 @@ target's free KV blocks, evictable prefix-cache blocks counted free, cannot hold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,8 +30,15 @@ from evaluators.base import InvalidOutput
 from evaluators.serving.policy import DECODING, STATE_NAMES
 from evaluators.serving.prefix_cache import UNIT_BLOCKS
 
-if TYPE_CHECKING:
-    from evaluators.serving.cluster import Cluster
+
+class Cluster(Protocol):
+    """What migration reads and changes of the cluster (cluster.Cluster)."""
+
+    engines: list
+    instance: np.ndarray
+    max_migrations: int
+    migration: Any
+
 
 LINK_BANDWIDTH = 25e9   # bytes/s between instances (assumption: RDMA-class network, ~200 Gb/s)
 MAX_MIGRATIONS = 8      # per routing decision
