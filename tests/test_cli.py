@@ -105,3 +105,20 @@ def test_run_list_show_diff(tmp_path):
     d = adrs("diff", str(tmp_path / "t1"), "1", str(child))
     assert d.returncode == 0 and ("+" in d.stdout or "identical" in d.stdout)
     one_line_error(adrs("show", str(tmp_path / "t1"), "9999"), "has no program 9999")
+
+
+_REPORT_IMPORTS = ("import sys\nfrom evolve.cli.main import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+                   "    print('litellm imported:', 'litellm' in sys.modules)\n")
+
+
+def test_an_offline_run_never_imports_litellm(tmp_path):
+    """litellm costs seconds of start-up: a run without a model must not pay for it."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    r = subprocess.run([sys.executable, "-c", _REPORT_IMPORTS, "run", str(TOY), "--iterations", "2",
+                        "--runs-dir", str(tmp_path)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "offline mutator" in r.stdout and "litellm imported: False" in r.stdout, r.stdout
