@@ -161,8 +161,7 @@ class Cluster:
         a, first, finish, pre = (np.array(c) for c in zip(*rows)) if rows else (np.empty(0),) * 4
         records = Records(a.astype(float), first.astype(float), finish.astype(float), r.prompt_tokens.copy(),
                           r.output_tokens.copy(), pre.astype(np.int64), r.session.copy(), r.client.copy())
-        hits = [e.cache.hits / e.cache.lookups if e.cache is not None and e.cache.lookups else 0.0
-                for e in self.engines]
+        hits = [e.prefixes.hit_rate if e.prefixes is not None else 0.0 for e in self.engines]
         peaks = [max((s.queued for s in log), default=0) for log in self.logs]
         return ClusterResult(records, self.instance.copy(), [e.busy_s for e in self.engines], hits,
                              float(np.nanmax(finish)) if len(r) else 0.0, peaks, self.migration)

@@ -43,7 +43,7 @@ from evaluators.serving.gpu import BLOCK_TOKENS as B, GpuModel
 from evaluators.serving.group import DecodeGroup
 from evaluators.serving.policy import DECODING, FINISHED, MIGRATING, PREFILLING, WAITING, Observation, Policy, Seq
 from evaluators.serving.predictor import DEFAULT_SIGMA, predict_output
-from evaluators.serving.prefix_cache import UNIT_BLOCKS, UNIT_TOKENS, PrefixCache
+from evaluators.serving.prefixes import Prefixes
 from evaluators.serving.records import Records, RunResult, RunStats
 from evaluators.serving.requests import Requests
 from evaluators.serving.rules import Plan, check
@@ -80,8 +80,7 @@ class Engine:
         self._arrival = requests.arrival_s.tolist()   # the real arrival times (closed-loop turns: set on arrival)
         self.arrivals = arrivals if arrivals is not None else ArrivalQueue(requests)
         self._session, self._client = requests.session.tolist(), requests.client.tolist()
-        self.cache = PrefixCache() if config.prefix_cache and requests.hash_ids else None
-        self._hash = [h.tolist() for h in requests.hash_ids] if self.cache else []
+        self.prefixes = Prefixes(requests.hash_ids) if config.prefix_cache and requests.hash_ids else None
         self._just_finished: list[Seq] = []
         self._prompt = requests.prompt_tokens.tolist()
         self._out = requests.output_tokens.tolist()   # the truth: never shown to the policy
@@ -122,7 +121,7 @@ class Engine:
         without, jump the clock to the next arrival."""
         self._arrive()
         if not self.busy():
-            if self._just_finished and self.cache is not None:
+            if self._just_finished and self.prefixes is not None:
                 self._notify_finished()
             self.now = max(self.now, self.arrivals.next_time())   # nothing to do before the next arrival
             return
@@ -184,8 +183,8 @@ class Engine:
             self.blocks_in_use = self.used_prefill + group.blocks()
             self.decode_blocks = group.next_blocks()
         cached = pinned = 0
-        if self.cache is not None:
-            cached, pinned = self._cache_state()
+        if self.prefixes is not None:
+            cached, pinned = self.prefixes.refresh(self.now, self.kv_blocks_total - self.blocks_in_use, self.waiting)
             self.blocks_in_use += pinned
         events, finished = tuple(self._events), self._just_finished
         self._events.clear()
@@ -195,24 +194,12 @@ class Engine:
                            self.kv_blocks_total - self.blocks_in_use, self.decode_blocks, self.waiting,
                            self.prefilling.values(), group.members.values(), finished, cached, pinned)
 
-    def _cache_state(self) -> tuple[int, int]:
-        """Expire pins, evict what no longer fits in free memory, refresh the waiting requests' hits.
-        Returns (evictable, pinned) blocks."""
-        cache, hashes = self.cache, self._hash
-        cache.expire(self.now)
-        pinned = cache.pinned_units * UNIT_BLOCKS
-        cache.trim((self.kv_blocks_total - self.blocks_in_use - pinned) // UNIT_BLOCKS)
-        for seq in self.waiting:
-            k = cache.match(hashes[seq.id])
-            seq.cached = min(k * UNIT_TOKENS, seq.prompt_tokens + seq._g - 1) if k else 0
-        return cache.evictable_units * UNIT_BLOCKS, pinned
-
     def retain_blocks(self, seq: Seq) -> int:
-        """Blocks that retaining `seq`'s prefix would newly pin (its evictable cached units)."""
-        return self.cache.evictable_in(self._full_units(seq)) * UNIT_BLOCKS if self.cache else 0
+        """Blocks that retaining `seq`'s prefix would newly pin (rules.py)."""
+        return self.prefixes.retain_blocks(seq) if self.prefixes is not None else 0
 
-    def _full_units(self, seq: Seq) -> list[int]:
-        return self._hash[seq.id][:seq.prompt_tokens // UNIT_TOKENS]
+    def pinned_blocks(self) -> int:
+        return self.prefixes.pinned_blocks() if self.prefixes is not None else 0
 
     def decode_new_blocks(self) -> int:
         return self.decode_blocks
@@ -226,8 +213,8 @@ class Engine:
         """Decoding request `rid` leaves to migrate: out of the decode group, its KV freed here."""
         seq = self.seqs[rid]
         self.group.leave(seq)
-        if self.cache is not None:
-            self._uncache(seq)
+        if self.prefixes is not None:
+            self.prefixes.release(seq, self.now)
         seq.state = MIGRATING
         self._events.append("migration")
         return seq
@@ -250,16 +237,9 @@ class Engine:
     # ------------------------------------------------------------------ applying a decision
 
     def _retain(self, retain: list[tuple[Seq, float]]) -> None:
-        if self.cache is None:
-            return
-        for seq, ttl in retain:
-            self.cache.pin(self._full_units(seq), self.now + ttl)
-
-    def _uncache(self, seq: Seq) -> None:
-        """`seq` leaves the running set: it gives its held units back and offers its computed ones."""
-        units = self._full_units(seq)
-        self.cache.release(units, seq._units, min(seq._c // UNIT_TOKENS, len(units)), self.now)
-        seq._units = 0
+        if self.prefixes is not None:
+            for seq, ttl in retain:
+                self.prefixes.pin(seq, self.now + ttl)
 
     def _preempt(self, victims: list[Seq]) -> None:
         for seq in victims:
@@ -268,8 +248,8 @@ class Engine:
             else:
                 del self.prefilling[seq.id]
                 self.used_prefill -= seq.kv_blocks
-            if self.cache is not None:
-                self._uncache(seq)
+            if self.prefixes is not None:
+                self.prefixes.release(seq, self.now)
             seq._c = 0                       # KV freed; generated tokens kept, to be recomputed
             seq.state = WAITING
             seq.preemptions += 1
@@ -278,14 +258,12 @@ class Engine:
         self.preemptions += len(victims)
 
     def _admit(self, admit: list[Seq]) -> None:
-        cache = self.cache
+        prefixes = self.prefixes
         for seq in admit:
             seq.state = PREFILLING
             self.prefilling[seq.id] = seq
-            if cache is not None:   # its prefix-cache hit (if any) becomes its own KV
-                seq._units = -(-seq.cached // UNIT_TOKENS)
-                cache.acquire(self._hash[seq.id], seq._units)
-                seq._c = seq.cached
+            if prefixes is not None:   # its prefix-cache hit (if any) becomes its own KV
+                prefixes.admit(seq)
                 self.used_prefill += -(-seq._c // B)
         waiting, k = self.waiting, len(admit)
         if all(s.state == PREFILLING for s in waiting[:k]):   # the usual case: the head of the queue
@@ -345,9 +323,7 @@ class Engine:
             m, s = len(group.members), self._decode_kv_tokens()
             k, dt = 1, cost.time(m, m, s + m, s)
         else:
-            free = self.kv_blocks_total - self.used_prefill - group.blocks()
-            if self.cache is not None:
-                free -= self.cache.pinned_units * UNIT_BLOCKS
+            free = self.kv_blocks_total - self.used_prefill - group.blocks() - self.pinned_blocks()
             k = min(group.steps_to_finish(), group.safe_steps(free))
             nxt = self.arrivals.next_time()
             if nxt < math.inf:
@@ -358,8 +334,7 @@ class Engine:
         group.clock.d += k
         self._done(group.pop_finished())
         if group.members and not self.config.reference:
-            pinned = self.cache.pinned_units * UNIT_BLOCKS if self.cache is not None else 0
-            if group.next_blocks() > self.kv_blocks_total - self.used_prefill - group.blocks() - pinned:
+            if group.next_blocks() > self.kv_blocks_total - self.used_prefill - group.blocks() - self.pinned_blocks():
                 self._events.append("kv_full")
 
     def _decode_kv_tokens(self) -> int:
@@ -376,10 +351,10 @@ class Engine:
     def _done(self, seqs: list[Seq]) -> None:
         if not seqs:
             return
-        cache, arrivals = self.cache, self.arrivals
+        prefixes, arrivals = self.prefixes, self.arrivals
         for seq in seqs:
-            if cache is not None:
-                self._uncache(seq)
+            if prefixes is not None:
+                prefixes.release(seq, self.now)
             seq.state = FINISHED
             seq._c = 0
             self._finish[seq.id] = self.now
@@ -411,8 +386,7 @@ class Engine:
                           r.prompt_tokens.copy(), r.output_tokens.copy(),
                           np.array([s.preemptions for s in self.seqs], dtype=np.int64),
                           r.session.copy(), r.client.copy())
-        c = self.cache
-        hit = c.hits / c.lookups if c is not None and c.lookups else 0.0
+        hit = self.prefixes.hit_rate if self.prefixes is not None else 0.0
         stats = RunStats(self.decisions, self.steps, self.prefill_steps, self.decode_runs, self.idle_decisions,
                          self.preemptions, self.busy_s, float(np.nanmax(records.finish_s)) if len(r) else 0.0, hit)
         return RunResult(records, stats, self.gpu.name)

@@ -28,7 +28,6 @@ import numpy as np
 
 from evaluators.base import InvalidOutput
 from evaluators.serving.policy import DECODING, STATE_NAMES
-from evaluators.serving.prefix_cache import UNIT_BLOCKS
 
 
 class Cluster(Protocol):
@@ -109,8 +108,7 @@ def apply(cluster: "Cluster", rid: int, t: float, moves: Any, snapshots: list) -
 
 
 def _free_blocks(e) -> int:
-    pinned = e.cache.pinned_units * UNIT_BLOCKS if e.cache is not None else 0
-    return e.kv_blocks_total - e.used_prefill - e.group.blocks() - pinned
+    return e.kv_blocks_total - e.used_prefill - e.group.blocks() - e.pinned_blocks()
 
 
 def _move(cluster: "Cluster", r: int, src: int, dst: int) -> None:
