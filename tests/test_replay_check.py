@@ -89,3 +89,12 @@ def test_noisy_metrics_come_from_the_evaluator_instance():
     eplb = noisy_metrics(pm.load("eplb"))
     assert {"runtime_ms", "score", "decision_s"} <= eplb        # EPLB's score mixes in measured runtime
     assert noisy_metrics(pm.load(str(TOY))) == {"decision_s"}
+
+
+def test_replaying_a_completion_order_run_says_it_cannot_be_exact(tmp_path):
+    r = adrs("run", str(TOY), "--iterations", "3", "--order", "completion",
+             "--runs-dir", str(tmp_path / "runs"), "--run-id", "c")
+    assert r.returncode == 0, r.stderr
+    rp = adrs("replay", str(tmp_path / "runs" / "c"))
+    assert rp.returncode == 0, rp.stdout + rp.stderr
+    assert "committed in completion order" in rp.stdout and "lineage can differ" in rp.stdout

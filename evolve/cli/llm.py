@@ -81,6 +81,9 @@ def replay(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
                       f"deterministic metric (replay: {result.run_dir})")
     else:
         console.print(f"lineage differs from {result.source_run}: {result.difference} (replay: {result.run_dir})")
+        if result.completion_order:
+            console.print(f"note: {result.source_run} committed in completion order, so a difference is expected "
+                          "(`adrs run --order proposal` makes a run that replays exactly)")
         if result.noisy_score:
             console.print(f"note: the score '{src.spec.objective.score}' is a noisy metric (it mixes in measured "
                           "time), so programs with close scores can swap places and parents be drawn differently")

@@ -159,6 +159,7 @@ class ReplayResult:
     noisy: list[NoisyComparison] = dataclasses.field(default_factory=list)
     noisy_score: bool = False   # the score itself is noisy: parent draws may differ when scores are close
     baselines: list[str] = dataclasses.field(default_factory=list)   # baselines not reproducible, noted
+    completion_order: bool = False  # the original committed as evaluations finished: not reproducible
 
     @property
     def matches(self) -> bool:
@@ -180,6 +181,11 @@ def replay(src: session.RunHandle, console: Console) -> ReplayResult:
     cfg = dataclasses.replace(src.cfg, problem=str(src.spec.directory), iterations=max(last, 0),
                               max_wall_time_s=0.0, max_cost=0.0, runs_dir=str(runs_dir),
                               run_id=_replay_id(src.store, src.cfg.db, runs_dir, src.run_id))
+    completion = src.cfg.order == "completion"
+    if completion:
+        console.print(f"note: {src.run_id} committed in completion order: which parent each iteration drew "
+                      "depended on evaluation timing, so the replay serves the same answers but its lineage can "
+                      "differ", markup=False)
     proposer: Proposer = ReplayProposer(src.store, src.run_id) if src.cfg.models else MutatorProposer()
     sb = session.make_workers(cfg)
     try:
@@ -195,4 +201,4 @@ def replay(src: session.RunHandle, console: Console) -> ReplayResult:
     check = compare_metrics(_metric_values(src.store, src.run_id), _metric_values(h.store, h.run_id), noisy,
                             noisy_score)
     return ReplayResult(src.run_id, h.run_id, h.run_dir, last, diff or check.difference, check.noisy, noisy_score,
-                        check.baselines)
+                        check.baselines, completion)
