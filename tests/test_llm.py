@@ -1,4 +1,5 @@
-"""The LLM proposer against a real OpenAI-compatible server on loopback, through the real litellm client.
+"""The LLM proposer against a real OpenAI-compatible server on loopback, through the real client (httpx for
+an --api-base server; ADRS_LLM_TRANSPORT=litellm sends the same requests through litellm).
 
 Also unit tests of answer parsing, the ensemble bandit, prompt bounds and template overrides. The client
 alone is tested in test_llm_client.py, repeated failures in test_llm_failures.py, `adrs doctor` in

@@ -154,10 +154,20 @@ def _model_checks(cfg, problem: str | None) -> list[tuple[str, bool | None, str]
             out.append((f"model {model}", False, f"set {', '.join(missing)} in the environment "
                         "(or give --api-base for a local server)"))
             continue
-        keys = ", ".join(missing_keys(model)) or "the provider's key variable"
+        keys = _key_names(model, cfg.api_base)
         verdict = asyncio.run(check_model(client, model, task, keys))
         out.append((f"model {model}", verdict.ok, verdict.detail))
     return out
+
+
+def _key_names(model: str, api_base: str) -> str:
+    """The variable a key for `model` is read from, to word an auth failure; for a local server, without asking
+    litellm (importing it costs seconds)."""
+    if api_base:
+        from evolve.llm.transport_openai import COMPATIBLE
+        return COMPATIBLE.get(model.split("/", 1)[0], "the server's key variable")
+    from evolve.llm.client import missing_keys
+    return ", ".join(missing_keys(model)) or "the provider's key variable"
 
 
 def _db_check(cfg) -> tuple[str, bool, str]:

@@ -1,1 +1,2 @@
-"""Proposing with LLMs: prompts, answers, the litellm client, the model ensemble, usage, replay."""
+"""Proposing with LLMs: prompts, answers, the client and its two transports (httpx for OpenAI-compatible
+servers, litellm for hosted providers), the model ensemble, usage, replay."""

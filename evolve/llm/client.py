@@ -1,4 +1,9 @@
-"""One chat completion through litellm, with our own retry loop so every HTTP attempt is recorded.
+"""One chat completion, with our own retry loop so every HTTP attempt is recorded.
+
+The request itself goes through a transport (evolve/llm/transport_base.py): httpx straight to an
+OpenAI-compatible server given by api_base (transport_openai.py, no litellm import: a run against a local
+server starts ~3 s sooner), litellm for everything else (transport_litellm.py); ADRS_LLM_TRANSPORT=litellm
+sends every model through litellm.
 
 Faults never raise out of here: timeouts, 429s, 5xx and connection errors are retried with exponential
 backoff and jitter; the backoff is shared per model, so when a provider is down for minutes all proposals
@@ -11,21 +16,20 @@ Each request is bounded by the model's timeout (evolve/llm/limits.py) on the wal
 is cancelled, which closes its connection: that is how a local server learns to stop generating an answer
 nobody will read, and is free for the next request (tests/test_llm_client.py checks the server sees it).
 
-Keys come only from the provider environment variables, read by litellm itself; nothing here logs,
-stores or forwards them. Costs come from litellm's bundled price table (no network).
+Keys come only from the provider environment variables; nothing here logs, stores or forwards them
+elsewhere. Costs come from litellm's bundled price table (no network); None when it has no price.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from evolve.llm.library import import_litellm
-from evolve.llm.limits import ModelLimits, estimate_prompt_tokens, resolve
+from evolve.llm.limits import ModelLimits, resolve
+from evolve.llm.transport_base import Answer, Transport
 
 ERROR_KINDS = ("timeout", "rate_limited", "server_error", "connection_error", "truncated", "auth_error",
                "bad_request", "context_window", "not_found", "error")
@@ -64,36 +68,10 @@ class ClientSettings:
 
 
 def classify(exc: BaseException) -> str:
-    """An exception from litellm/openai (or asyncio) -> one of ERROR_KINDS."""
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timeout"
-    litellm = import_litellm()
-    # litellm reports a refused or dropped connection to an OpenAI-compatible server as a 500
-    text = str(exc).lower()
-    if any(s in text for s in _CONTEXT_WORDS):  # local servers say it as a plain 400 or 500
-        return "context_window"
-    if "connection error" in text or "connection refused" in text:
-        return "connection_error"
-    if "missing credentials" in text or "api_key client option must be set" in text:
-        return "auth_error"
-    ordered = (("Timeout", "timeout"), ("RateLimitError", "rate_limited"),
-               ("ContextWindowExceededError", "context_window"), ("AuthenticationError", "auth_error"),
-               ("PermissionDeniedError", "auth_error"), ("NotFoundError", "not_found"),
-               ("BadRequestError", "bad_request"), ("InternalServerError", "server_error"),
-               ("ServiceUnavailableError", "server_error"), ("BadGatewayError", "server_error"),
-               ("APIConnectionError", "connection_error"))
-    for name, kind in ordered:
-        cls = getattr(litellm, name, None)
-        if cls is not None and isinstance(exc, cls):
-            return kind
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return "rate_limited" if status == 429 else "server_error" if status >= 500 else "bad_request"
-    return "error"
-
-
-_CONTEXT_WORDS = ("context window", "context length", "context size", "exceed_context_size", "maximum context",
-                  "prompt is too long")
+    """An exception from litellm/openai (or asyncio) -> one of ERROR_KINDS (the litellm transport's mapping;
+    each transport classifies its own exceptions)."""
+    from evolve.llm.transport_litellm import classify_litellm
+    return classify_litellm(exc)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -104,18 +82,43 @@ def _one_line(exc: BaseException) -> str:
 class LlmClient:
     def __init__(self, settings: ClientSettings) -> None:
         self.s = settings
-        import_litellm()  # seconds of imports: pay them before the loop, not in the first proposals
         self.spent_usd = 0.0                        # known dollars of every call made by this client
         self._not_before: dict[str, float] = {}     # model -> monotonic time before which no call starts
         self._streak: dict[str, int] = {}           # model -> consecutive retryable failures
+        self._transports: dict[str, Transport] = {}
+
+    def transport(self, model: str) -> Transport:
+        """The transport that sends `model`; made on first use (the litellm one imports litellm)."""
+        from evolve.llm.transport_openai import serves
+        http = serves(model, self.s.api_base)
+        key = "openai" if http else "litellm"
+        if key not in self._transports:
+            if http:
+                from evolve.llm.transport_openai import OpenAITransport
+                self._transports[key] = OpenAITransport(self.s.api_base)
+            else:
+                from evolve.llm.transport_litellm import LitellmTransport
+                self._transports[key] = LitellmTransport(self.s.api_base)
+        return self._transports[key]
 
     def limits(self, model: str) -> ModelLimits:
+        """The model's limits; also sets up its transport, so a proposer that asks before the loop pays
+        litellm's import (when the model needs it) then, not in the first proposals."""
+        self.transport(model)
         return resolve(model, self.s.api_base, self.s.max_tokens, self.s.timeout_s)
+
+    def count_tokens(self, model: str, messages: list[dict]) -> int:
+        """Tokens of a prompt by the model's transport (litellm's counter, or an estimate for a server whose
+        tokenizer is unknown); characters / 4 when it cannot count."""
+        try:
+            return int(self.transport(model).count_tokens(model, messages))
+        except Exception:
+            return sum(len(str(m.get("content", ""))) for m in messages) // 4
 
     async def complete(self, model: str, messages: list[dict], g: np.random.Generator) -> list[CallRecord]:
         """Attempts until an answer, a final error, or the attempt budget; one record per attempt."""
         lim = self.limits(model)
-        max_tokens, refused = fit_answer(lim, estimate_prompt_tokens(model, messages) if lim.context_window else 0)
+        max_tokens, refused = fit_answer(lim, self.count_tokens(model, messages) if lim.context_window else 0)
         if refused:
             return [CallRecord(model=model, messages=json.dumps(messages, ensure_ascii=False),
                                error=f"context_window: {refused}")]
@@ -139,42 +142,31 @@ class LlmClient:
         self._not_before[model] = max(self._not_before.get(model, 0.0), time.monotonic() + delay)
 
     async def _attempt(self, model: str, messages: list[dict], max_tokens: int, timeout_s: float) -> CallRecord:
-        litellm = import_litellm()
+        transport = self.transport(model)
         rec = CallRecord(model=model, messages=json.dumps(messages, ensure_ascii=False))
-        kwargs = dict(model=model, messages=messages, timeout=timeout_s, max_retries=0, num_retries=0,
-                      max_tokens=max_tokens, temperature=self.s.temperature)
-        if self.s.api_base:
-            kwargs["api_base"] = self.s.api_base
-            if model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
-                kwargs["api_key"] = "none"  # local servers ignore the key, the openai client wants one
         t0 = time.perf_counter()
         try:
             # The HTTP client's timeout is per read (a non-streaming server sends nothing until it is done);
             # ours bounds a server that trickles bytes. Either one closes the request's connection.
-            resp = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout_s + GUARD_S)
+            answer = await asyncio.wait_for(
+                transport.send(model, messages, max_tokens, self.s.temperature, timeout_s), timeout_s + GUARD_S)
         except Exception as e:
             rec.latency_s = time.perf_counter() - t0
-            kind = classify(e)
+            kind = transport.classify(e)
             detail = f"no answer within {timeout_s:g} s (request cancelled)" if kind == "timeout" else _one_line(e)
             rec.error = f"{kind}: {detail}"
             return rec
         rec.latency_s = time.perf_counter() - t0
-        self._fill(rec, resp, litellm)
+        self._fill(rec, answer)
         return rec
 
-    def _fill(self, rec: CallRecord, resp, litellm) -> None:
-        choice = resp.choices[0]
-        rec.response = choice.message.content or ""
-        usage = getattr(resp, "usage", None)
-        rec.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        rec.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        try:
-            rec.cost_usd = float(litellm.completion_cost(completion_response=resp))
-        except Exception:  # no price known for this model: count tokens, cost unknown
-            rec.cost_usd = None
+    def _fill(self, rec: CallRecord, answer: Answer) -> None:
+        rec.response = answer.text
+        rec.prompt_tokens, rec.completion_tokens = answer.prompt_tokens, answer.completion_tokens
+        rec.cost_usd = answer.cost_usd
         if rec.cost_usd is not None:
             self.spent_usd += rec.cost_usd
-        if choice.finish_reason == "length":
+        if answer.finish_reason == "length":
             rec.error = f"truncated: the answer hit max_tokens ({rec.completion_tokens} tokens)"
 
 
@@ -198,6 +190,7 @@ def missing_keys(model: str, api_base: str = "") -> list[str]:
     A model served through api_base (a local server) needs none."""
     if api_base:
         return []
+    from evolve.llm.library import import_litellm
     try:
         info = import_litellm().validate_environment(model)
     except Exception:  # a provider litellm cannot check: let the first call tell

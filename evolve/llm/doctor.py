@@ -15,7 +15,7 @@ import numpy as np
 from evolve.llm.answer import decide, describe
 from evolve.llm.client import LlmClient, fit_answer
 from evolve.llm.failures import advice
-from evolve.llm.limits import ModelLimits, estimate_prompt_tokens
+from evolve.llm.limits import ModelLimits
 from evolve.problem import ProblemSpec
 from evolve.search.edits import EditError, apply_edit
 from evolve.search.proposer import ProgramView, ProposalContext, ProposalFailed
@@ -63,7 +63,7 @@ class Verdict:
 
 async def check_model(client: LlmClient, model: str, task: EditTask, keys: str) -> Verdict:
     lim = client.limits(model)
-    prompt_tokens = estimate_prompt_tokens(model, task.messages)
+    prompt_tokens = client.count_tokens(model, task.messages)
     window = _window(lim, prompt_tokens)
     _, refused = fit_answer(lim, prompt_tokens)
     if refused:

@@ -2,7 +2,8 @@
 
 Each comes from, in order: the run config (llm_max_tokens, llm_timeout_s; 0 means "choose"), the server
 itself when the model is served through api_base (vLLM's max_model_len, llama.cpp's n_ctx), litellm's
-bundled model table (get_model_info: context window and output limit; no network), or conservative
+bundled model table (context window and output limit; no network: get_model_info, or for a model sent to an
+OpenAI-compatible api_base the table read as JSON, so that path never imports litellm), or conservative
 defaults for a model nobody describes:
 
 - max tokens: the model's output limit, at most DEFAULT_MAX_TOKENS, and at most half the context window
@@ -53,7 +54,7 @@ class ModelLimits:
 def resolve(model: str, api_base: str = "", max_tokens: int = 0, timeout_s: float = 0.0) -> ModelLimits:
     """The limits of `model` with the given settings (0: choose). Cached: the answer cannot change within a
     process, and the server is asked at most once per model."""
-    window, output = _litellm_limits(model)
+    window, output = _table_limits(model, api_base)
     source = "litellm" if window or output else "unknown"
     served = server_context_window(api_base, model) if api_base else None
     if served:
@@ -80,11 +81,20 @@ def default_timeout(max_tokens: int, tokens_per_s: float) -> float:
     return float(min(TIMEOUT_MAX_S, max(TIMEOUT_MIN_S, round(max_tokens / tokens_per_s + TIMEOUT_SLACK_S))))
 
 
-def _litellm_limits(model: str) -> tuple[int | None, int | None]:
-    from evolve.llm.library import import_litellm
-    try:
-        info = import_litellm().get_model_info(model)
-    except Exception:  # not in litellm's table
+def _table_limits(model: str, api_base: str) -> tuple[int | None, int | None]:
+    """(context window, output limit) from litellm's table; without importing litellm for a model that goes
+    to an OpenAI-compatible api_base (evolve/llm/transport_openai.py)."""
+    from evolve.llm.transport_openai import serves
+    if serves(model, api_base):
+        from evolve.llm.library import table_entry
+        info = table_entry(model)
+    else:
+        from evolve.llm.library import import_litellm
+        try:
+            info = import_litellm().get_model_info(model)
+        except Exception:  # not in litellm's table
+            info = None
+    if not info:
         return None, None
     window = info.get("max_input_tokens") or info.get("max_tokens")
     output = info.get("max_output_tokens") or info.get("max_tokens")
@@ -115,13 +125,3 @@ def _get_json(url: str) -> dict | None:
     except Exception:
         return None
     return data if isinstance(data, dict) else None
-
-
-def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
-    """Tokens of a prompt by litellm's counter (the model's tokenizer when known, else cl100k; offline),
-    or characters / 4 when it cannot count."""
-    from evolve.llm.library import import_litellm
-    try:
-        return int(import_litellm().token_counter(model=model, messages=messages))
-    except Exception:
-        return sum(len(str(m.get("content", ""))) for m in messages) // 4
