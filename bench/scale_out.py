@@ -1,14 +1,15 @@
-"""Scale-out: evaluations/s and worker utilisation for 1, 2 and 4 local worker processes, committing in
-proposal order and in completion order, when evaluation times are heavy-tailed (lognormal, CV 1.5).
+"""Scale-out: evaluations/s and worker utilisation for 1, 2 and 4 workers, as local worker processes and as
+Ray actors (a local Ray), committing in proposal order and in completion order, when evaluation times are
+heavy-tailed (lognormal, CV 1.5).
 
-    .venv/bin/python bench/scale_out.py [--evals 200] [--mean 0.1] [--db URL]
+    .venv/bin/python bench/scale_out.py [--evals 200] [--mean 0.1] [--db URL] [--executors local,ray]
 
 A synthetic problem (written to a temp folder) whose trusted evaluator sleeps a lognormal time drawn from
 the iteration the candidate reports; the same iterations get the same times in every setting. Every
 evaluation goes through the real path: a worker process, a fresh sandboxed candidate, the store.
 Utilisation = the workers' busy seconds (each scoring, sandbox start included) / (workers x loop seconds).
 Then a projection of one controller's limit from the measured cost of a commit. Last line: utilisation of
-4 workers in completion order.
+4 Ray workers in completion order (of 4 local workers when Ray is not benchmarked).
 """
 from __future__ import annotations
 
@@ -140,14 +141,21 @@ class Timed:
         self.commits += 1
 
 
-def measure(spec, url: str, workers: int, order: str, evals: int) -> Measure:
+def make_pool(spec, executor: str, workers: int):
+    if executor == "ray":  # actors on the Ray this script started (main), one CPU each
+        from evolve.run.ray_pool import RayWorkerPool
+        return RayWorkerPool(spec.directory, "local", workers)
+    return WorkerPool(spec.directory, "local", workers)
+
+
+def measure(spec, url: str, executor: str, workers: int, order: str, evals: int) -> Measure:
     store = Store(url, create=True)
-    rid = f"scale-{order}-{workers}w-{time.time_ns()}"
+    rid = f"scale-{executor}-{order}-{workers}w-{time.time_ns()}"
     cfg = RunConfig(problem=str(spec.directory), iterations=evals, eval_slots=workers, proposals_in_flight=1,
-                    order=order)
+                    order=order, executor=executor)
     store.create_run(Run(id=rid, problem=spec.name, problem_dir=str(spec.directory), seed=0, config=cfg.to_json(),
                          sandbox="local", isolation="{}", versions="{}", created_at=time.time()))
-    with WorkerPool(spec.directory, "local", workers) as pool:
+    with make_pool(spec, executor, workers) as pool:
         ctl = Controller(spec, cfg, store, rid, NumberingProposer(), pool.score)
         timed = Timed(pool, ctl._commit)
         ctl.evaluate, ctl._commit = timed.score, timed.commit
@@ -171,26 +179,45 @@ def main() -> None:
     ap.add_argument("--evals", type=int, default=200, help="evaluations per setting")
     ap.add_argument("--mean", type=float, default=0.1, help="mean evaluation time, seconds")
     ap.add_argument("--db", default="", help="store URL (default: a temp SQLite file); e.g. postgresql+psycopg://...")
+    ap.add_argument("--executors", default="local,ray", help="comma-separated: local, ray")
     a = ap.parse_args()
+    executors = [e for e in a.executors.split(",") if e]
+    if "ray" in executors:
+        start_ray(4)
     tmp = Path(tempfile.mkdtemp(prefix="adrs-scale-"))
     write_problem(tmp, a.mean)
     spec = problem_mod.load(str(tmp))
     url = a.db or sqlite_url(tmp / "lineage.db")
     print(f"{a.evals} evaluations per setting, lognormal times: mean {a.mean} s, CV {CV} (sigma {SIGMA:.3f}); "
           f"{os.cpu_count()} CPUs; store {url.split('://')[0]}")
-    print(f"{'workers':>7} {'order':>10} {'evals/s':>8} {'utilisation':>11} {'ms/commit':>9} {'loop CPU ms/it':>14}")
-    results: dict[tuple[int, str], Measure] = {}
-    for workers in (1, 2, 4):
-        for order in ("proposal", "completion"):
-            m = results[workers, order] = measure(spec, url, workers, order, a.evals)
-            print(f"{workers:>7} {order:>10} {m.evals_per_s:>8.2f} {m.utilisation:>10.0%} {m.commit_ms:>9.2f} "
-                  f"{m.controller_ms:>14.2f}")
+    print(f"{'executor':>8} {'workers':>7} {'order':>10} {'evals/s':>8} {'utilisation':>11} {'ms/commit':>9} "
+          f"{'loop CPU ms/it':>14}")
+    results: dict[tuple[str, int, str], Measure] = {}
+    for executor in executors:
+        for workers in (1, 2, 4):
+            for order in ("proposal", "completion"):
+                m = results[executor, workers, order] = measure(spec, url, executor, workers, order, a.evals)
+                print(f"{executor:>8} {workers:>7} {order:>10} {m.evals_per_s:>8.2f} {m.utilisation:>10.0%} "
+                      f"{m.commit_ms:>9.2f} {m.controller_ms:>14.2f}", flush=True)
     per_it = max(m.controller_ms for m in results.values())
     print(f"controller limit: the event loop spends at most {per_it:.2f} ms of CPU per iteration (proposal, reads, "
           f"commit), so one controller keeps at most 1000 / {per_it:.2f} = {1000 / per_it:.0f} evaluations/s "
           f"going: {a.mean * 1000:.0f} ms per evaluation / {per_it:.2f} ms = {a.mean * 1000 / per_it:.0f} "
           f"workers busy at these times, {5000 / per_it:.0f} at 5 s per evaluation (serving and spot simulations)")
-    print(f"utilisation of 4 local workers in completion order: {results[4, 'completion'].utilisation:.0%}")
+    last = executors[-1]
+    print(f"utilisation of 4 {'Ray' if last == 'ray' else last} workers in completion order: "
+          f"{results[last, 4, 'completion'].utilisation:.0%}")
+
+
+def start_ray(cpus: int) -> None:
+    """One local Ray for every Ray setting (each pool uses it and leaves it running): no dashboard, a small
+    object store, as `adrs run --executor ray` starts it."""
+    import logging
+
+    import ray
+    from evolve.run.ray_pool import OBJECT_STORE_BYTES
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
+             logging_level=logging.WARNING, log_to_driver=False)
 
 
 if __name__ == "__main__":

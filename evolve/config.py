@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +24,7 @@ else:  # pragma: no cover
 
 SANDBOXES = ("local", "docker")
 ORDERS = ("proposal", "completion")
+EXECUTORS = ("local", "ray")   # or "ray://HOST:PORT": an existing Ray cluster through Ray Client
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class RunConfig:
     run_id: str = ""
     final_top_k: int = 1              # best programs scored on held-out at the end
     order: str = "proposal"           # commit order: proposal (reproducible) or completion (see controller)
+    executor: str = "local"           # local: worker processes; ray: a Ray started for the run; ray://HOST:PORT
+    ray_address: str = ""             # an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT); executor ray
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     # LLM proposer (evolve/llm/); no models: the offline mutator proposes
     models: tuple[str, ...] = ()      # litellm model strings, each optionally "model:weight"
@@ -122,6 +126,10 @@ def validate(cfg: RunConfig, where: str) -> None:
     need(cfg.final_top_k >= 1, "final_top_k", "must be >= 1")
     need(cfg.sandbox in SANDBOXES, "sandbox", f"must be one of {', '.join(SANDBOXES)}")
     need(cfg.order in ORDERS, "order", f"must be one of {', '.join(ORDERS)}")
+    need(cfg.executor in EXECUTORS or re.fullmatch(r"ray://[^\s/:]+:\d+", cfg.executor) is not None, "executor",
+         f"'{cfg.executor}' is not one of local, ray, ray://HOST:PORT")
+    need(not cfg.ray_address or cfg.executor == "ray", "ray_address",
+         f"an existing Ray cluster needs executor ray, not '{cfg.executor}'")
     _validate_llm(cfg, need)
     a = cfg.archive
     need(a.num_islands >= 1, "archive.num_islands", "must be >= 1")

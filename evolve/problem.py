@@ -6,8 +6,6 @@ and the key. The trusted side never imports candidate code, so the entry point i
 from __future__ import annotations
 
 import ast
-import difflib
-import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 from evolve.errors import AdrsError
 from evolve.terms import Split
+from evolve.toml_tables import TomlTables
 from sandbox.base import Limits
 
 if sys.version_info >= (3, 11):
@@ -30,6 +29,8 @@ FAMILIES = ("scheduling", "load balancing", "placement", "networking", "data lay
 # next to the candidate, so its scores are only as honest as that evaluator and the candidate beside it.
 TRUST = ("trusted-evaluator", "sandboxed-evaluator")
 ENTRY_POINT_GROUP = "adrs.problems"  # installed packages ship problems through this entry-point group
+# [verify] kinds: a real measurement of a program's decisions, run by `adrs verify` (evolve/run/verify.py)
+VERIFIERS = ("moe_microbench",)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,26 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class VerifySpec:
+    """[verify]: the real measurement `adrs verify` runs on a program's decisions (one of VERIFIERS)."""
+
+    kind: str
+    workloads: tuple[str, ...]   # ids the decisions are taken on (default: the first held-out workload)
+    windows: int = 1             # decisions per workload that are measured (the first ones)
+    layers: int = 4              # layers sampled per measured decision
+    cpu_token_divisor: int = 64  # on the CPU (no CUDA), a step's tokens are divided by this (tiny shapes)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """[resources]: what one evaluation worker needs; the Ray executor places its actors by this."""
+
+    cpus: float = 1.0
+    memory_mib: int = 0   # 0: no reservation
+    gpus: float = 0.0     # a fraction (< 1) shares a GPU; above 1, whole GPUs
+
+
+@dataclass(frozen=True)
 class ProblemSpec:
     name: str
     description: str
@@ -99,6 +120,8 @@ class ProblemSpec:
     sandbox_packages: tuple[str, ...] = ()  # [sandbox] packages: extra pip requirements for the Docker image
     family: str = "other"  # one of FAMILIES
     trust: str = "trusted-evaluator"  # one of TRUST
+    verify: VerifySpec | None = None  # [verify]; None: the problem has no real verifier
+    resources: Resources = field(default_factory=Resources)  # [resources]
 
     @property
     def sandboxed_evaluator(self) -> bool:
@@ -183,82 +206,16 @@ def load(name_or_path: str | Path, check_evaluator: bool = True) -> ProblemSpec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise AdrsError(f"{path}: not valid TOML: {e}") from None
-    spec = _build(raw, directory, _Ctx(path, text))
+    spec = _build(raw, directory, TomlTables(path, text))
     _check_files(spec)
     if check_evaluator:
         _check_evaluator(spec)
     return spec
 
 
-class _Ctx:
-    def __init__(self, path: Path, text: str = "") -> None:
-        self.path = path
-        self.text = text
-
-    def fail(self, key: str, msg: str) -> AdrsError:
-        return AdrsError(f"{self.path}: {key}: {msg}")
-
-    def table(self, raw: dict, key: str, required: bool = True) -> dict:
-        if key not in raw:
-            if required:
-                raise self.fail(key, "missing required table")
-            return {}
-        v = raw[key]
-        if not isinstance(v, dict):
-            raise self.fail(key, "must be a table")
-        return v
-
-    def only(self, raw: dict, allowed: set[str], where: str) -> None:
-        for k in raw:
-            if k not in allowed:
-                name = f"{where}.{k}" if where else k
-                line = self.line_of(k, where)
-                close = difflib.get_close_matches(k, sorted(allowed), n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise self.fail(name, f"unknown key{f' (line {line})' if line else ''}{hint} "
-                                      f"(allowed: {', '.join(sorted(allowed))})")
-
-    def line_of(self, key: str, where: str) -> int | None:
-        """The line that sets `key`, searched from the header of table `where` (good enough for messages:
-        TOML parsers keep no positions)."""
-        lines = self.text.splitlines()
-        start, parts = 0, where.split("[")[0].split(".") if where else []
-        for n in range(len(parts), 0, -1):  # [entry.functions] or else [entry]
-            header = re.compile(rf"^\s*\[\s*{re.escape('.'.join(parts[:n]))}\s*\]")
-            at = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
-            if at is not None:
-                start = at
-                break
-        pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
-        for i in range(start, len(lines)):
-            if pattern.search(lines[i].split("#")[0]):
-                return i + 1
-        return None
-
-    def get(self, raw: dict, key: str, typ: type | tuple, where: str, default: Any = ...) -> Any:
-        name = f"{where}.{key}" if where else key
-        if key not in raw:
-            if default is ...:
-                raise self.fail(name, "missing required key")
-            return default
-        v = raw[key]
-        if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
-            tname = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise self.fail(name, f"must be {tname}, got {type(v).__name__}")
-        return v
-
-    def str_list(self, raw: dict, key: str, where: str, required: bool = True) -> tuple[str, ...]:
-        v = self.get(raw, key, list, where, ... if required else [])
-        if not all(isinstance(x, str) for x in v):
-            raise self.fail(f"{where}.{key}", "must be a list of strings")
-        return tuple(v)
-
-
-def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
+def _build(raw: dict, directory: Path, c: TomlTables) -> ProblemSpec:
     c.only(raw, {"name", "description", "family", "trust", "prompt", "entry", "evaluator", "workloads", "objective",
-                 "limits", "baselines", "sandbox"}, "")
+                 "limits", "baselines", "sandbox", "verify", "resources"}, "")
     entry_t = c.table(raw, "entry")
     c.only(entry_t, {"file", "function", "signature", "doc", "functions"}, "entry")
     ev_t = c.table(raw, "evaluator")
@@ -324,10 +281,41 @@ def _build(raw: dict, directory: Path, c: _Ctx) -> ProblemSpec:
         sandbox_packages=packages,
         family=family,
         trust=trust,
+        verify=_verify(c.table(raw, "verify", required=False), held_out, c),
+        resources=_resources(c.table(raw, "resources", required=False), c),
     )
 
 
-def _entry_functions(entry_t: dict, c: _Ctx) -> tuple[EntryFunction, ...]:
+def _resources(t: dict, c: TomlTables) -> Resources:
+    c.only(t, {"cpus", "memory_mib", "gpus"}, "resources")
+    r = Resources(c.get(t, "cpus", float, "resources", 1.0), c.get(t, "memory_mib", int, "resources", 0),
+                  c.get(t, "gpus", float, "resources", 0.0))
+    if r.cpus <= 0:
+        raise c.fail("resources.cpus", "must be positive")
+    if r.memory_mib < 0:
+        raise c.fail("resources.memory_mib", "must be >= 0 (0: no reservation)")
+    if r.gpus < 0 or (r.gpus > 1 and not r.gpus.is_integer()):
+        raise c.fail("resources.gpus", "must be >= 0, and a whole number above 1")
+    return r
+
+
+def _verify(t: dict, held_out: tuple[str, ...], c: TomlTables) -> VerifySpec | None:
+    if not t:
+        return None
+    c.only(t, {"kind", "workloads", "windows", "layers", "cpu_token_divisor"}, "verify")
+    kind = c.get(t, "kind", str, "verify")
+    if kind not in VERIFIERS:
+        raise c.fail("verify.kind", f"'{kind}' is not one of: {', '.join(VERIFIERS)}")
+    ints = {k: c.get(t, k, int, "verify", getattr(VerifySpec, k))
+            for k in ("windows", "layers", "cpu_token_divisor")}
+    for k, v in ints.items():
+        if v < 1:
+            raise c.fail(f"verify.{k}", "must be at least 1")
+    workloads = c.str_list(t, "workloads", "verify", required=False) or held_out[:1]
+    return VerifySpec(kind, workloads, **ints)
+
+
+def _entry_functions(entry_t: dict, c: TomlTables) -> tuple[EntryFunction, ...]:
     """`function`/`signature`/`doc` for one function, or a list `functions` of {name, signature, doc}."""
     if "functions" not in entry_t:
         return (EntryFunction(c.get(entry_t, "function", str, "entry"), c.get(entry_t, "signature", str, "entry", ""),
@@ -358,7 +346,7 @@ def defined_functions(source: str) -> set[str]:
 
 
 def _check_files(spec: ProblemSpec) -> None:
-    c = _Ctx(spec.path)
+    c = TomlTables(spec.path)
     files = {"entry.file": spec.entry.file, **{f"baselines.{k}": v for k, v in spec.baselines.items()}}
     for key, rel in files.items():
         f = spec.directory / rel
@@ -377,7 +365,7 @@ def _check_files(spec: ProblemSpec) -> None:
 def _check_evaluator(spec: ProblemSpec) -> None:
     from evaluators.base import ConfigError
 
-    c = _Ctx(spec.path)
+    c = TomlTables(spec.path)
     try:
         ev = spec.make_evaluator()
     except ConfigError as e:
@@ -386,10 +374,11 @@ def _check_evaluator(spec: ProblemSpec) -> None:
         raise c.fail("evaluator", f"cannot import: {e}") from None
     except Exception as e:  # noqa: BLE001 - an author's module failing as it loads: one line, not a traceback
         raise c.fail("evaluator", f"cannot import or build: {type(e).__name__}: {e}") from None
-    for split, ids in (("train", spec.workloads.train), ("held_out", spec.workloads.held_out),
-                       ("quick", spec.workloads.quick)):
+    for key, ids in (("workloads.train", spec.workloads.train), ("workloads.held_out", spec.workloads.held_out),
+                     ("workloads.quick", spec.workloads.quick),
+                     ("verify.workloads", spec.verify.workloads if spec.verify else ())):
         for wid in ids:
             try:
                 ev.check_workload(wid)
             except ConfigError as e:
-                raise c.fail(f"workloads.{split}", f"'{wid}': {e}") from None
+                raise c.fail(key, f"'{wid}': {e}") from None

@@ -117,3 +117,14 @@ def connect(url: str):
     u = urlsplit(url)
     return psycopg.connect(host=parse_qs(u.query)["host"][0], user=u.username, dbname=u.path.lstrip("/"),
                            autocommit=True)
+
+
+def execute_sql(url: str, statements: list[str]) -> None:
+    """Run `statements` on a lineage URL behind the store's back (to build an old store), then commit."""
+    con = connect(url)
+    try:
+        for sql in statements:
+            con.execute(sql)
+        con.commit()
+    finally:
+        con.close()

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # evolve/ from bottom to top: a module may import its own layer and the layers below it, never above.
 LAYERS = [
-    ("evolve.errors", "evolve.rng", "evolve.terms", "evolve.problem"),
+    ("evolve.errors", "evolve.rng", "evolve.terms", "evolve.toml_tables", "evolve.problem"),
     ("evolve.store",),
     ("evolve.search",),
     ("evolve.config",),

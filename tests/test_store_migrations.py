@@ -6,7 +6,7 @@ import pytest
 from evolve.errors import AdrsError
 from evolve.store import SCHEMA_VERSION, MetricRow, FeedbackRow, NewAttempt, NewProgram, Store, migrate
 from tests.conftest import adrs
-from tests.pgcluster import connect
+from tests.pgcluster import execute_sql
 
 V1_RUN = [
     "insert into runs values ('old', 'toy', '/x', 3, '{}', 'local', '{}', '{}', 1.0)",
@@ -18,16 +18,6 @@ V1_RUN = [
     "insert into evaluations (program_id, workload, split, metric, value, samples) "
     "select id, 'w0', 'train', 'score', 0.25, '[0.2, 0.3]' from programs",
 ]
-
-
-def _execute(url: str, statements: list[str]) -> None:
-    con = connect(url)
-    try:
-        for sql in statements:
-            con.execute(sql)
-        con.commit()
-    finally:
-        con.close()
 
 
 def _upgrade_args(url: str) -> list[str]:
@@ -42,7 +32,7 @@ def test_the_newest_revision_is_the_schema_version_a_new_store_gets(db_url):
 
 def test_a_version_1_store_opens_after_adrs_db_upgrade_with_its_run_intact(db_url):
     migrate.build(db_url, 1)
-    _execute(db_url, V1_RUN)
+    execute_sql(db_url, V1_RUN)
     with pytest.raises(AdrsError) as refused:
         Store(db_url)
     where = _upgrade_args(db_url)
@@ -72,7 +62,7 @@ def test_a_version_1_store_opens_after_adrs_db_upgrade_with_its_run_intact(db_ur
 
 def test_a_store_written_by_a_newer_adrs_is_refused_by_open_and_by_upgrade(db_url):
     Store(db_url, create=True).close()
-    _execute(db_url, ["update adrs_meta set value = '99' where key = 'schema_version'"])
+    execute_sql(db_url, ["update adrs_meta set value = '99' where key = 'schema_version'"])
     newer = (f"written by a newer adrs (schema version 99; this adrs reads version {SCHEMA_VERSION}): "
              "upgrade adrs to read it")
     with pytest.raises(AdrsError, match=newer.replace("(", r"\(").replace(")", r"\)")):

@@ -84,9 +84,12 @@ def show(run: str = typer.Argument(..., help="run folder or run id"),
         else:
             views.print_program(make_console(), h.store, h.run_id, program)
         return
+    from evolve.run.verify import latest
     summary = views.run_summary(h.store, h.run_id)
+    verified = latest(h.store, h.run_id)
     if as_json:
         summary["final"] = views.summary_json(h.store, h.run_id, h.spec.objective, h.cfg.final_top_k)
+        summary["verification"] = verified.summary_line() if verified else None
         print(json.dumps(summary, indent=2))
         return
     console = make_console()
@@ -95,6 +98,8 @@ def show(run: str = typer.Argument(..., help="run folder or run id"),
         console.print(f"[bold]{k}[/]: {summary[k]}")
     views.print_summary(console, h.store, h.run_id, h.spec.objective.score, h.spec.objective.metrics,
                         h.cfg.final_top_k)
+    if verified:   # `adrs verify`: the real verifier's ranking against the simulator's, in one line
+        console.print(verified.summary_line(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -40,6 +40,11 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         run_id: Optional[str] = typer.Option(None, help="name of the run (default <problem>-<time>-s<seed>)"),
         config: Optional[Path] = typer.Option(None, help="TOML file of run settings"),
         sandbox: Optional[str] = typer.Option(None, help="sandbox backend: local or docker"),
+        executor: Optional[str] = typer.Option(None, help="where evaluations run: local (worker processes; "
+                                               "default), ray (a local Ray started for the run) or "
+                                               "ray://HOST:PORT (an existing Ray cluster)"),
+        ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster to evaluate on: auto, "
+                                                  "HOST:PORT or ray://HOST:PORT (implies --executor ray)"),
         model: Optional[List[str]] = typer.Option(None, "--model", help="litellm model string, optionally "
                                                   "MODEL:WEIGHT; repeat for an ensemble"),
         api_base: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, Ollama, ...)"),
@@ -49,13 +54,18 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout (for "
                                      "scripts); progress and messages go to stderr")
         ) -> None:
-    """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out."""
+    """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out.
+    PROBLEM may also be an OpenEvolve problem folder: it is imported under the runs folder first."""
+    problem, config, offline = _openevolve_folder(problem, config, runs_dir, as_json)
+    model = model or ([] if offline else None)
     cfg = _run_config(problem, config, dict(
         iterations=iterations, seed=seed, max_wall_time_s=max_wall_time, eval_slots=eval_slots,
         proposals_in_flight=proposals, order=order, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
-        models=tuple(model) if model else None, api_base=api_base, max_cost=max_cost,
+        executor=executor or ("ray" if ray_address else None), ray_address=ray_address,
+        models=tuple(model) if model is not None else None, api_base=api_base, max_cost=max_cost,
         llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout))
     from evolve.run import session
+    _check_packages(cfg.problem, cfg.sandbox)
     console = make_console(stderr=as_json)
     from evolve.cli.llm import announce_proposer
     announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
@@ -75,6 +85,35 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         raise
     finally:
         sb.close()
+
+
+def _openevolve_folder(problem: str, config: Optional[Path], runs_dir: Optional[str],
+                       as_json: bool) -> tuple[str, Optional[Path], bool]:
+    """An OpenEvolve problem folder: imported under <runs>/imported/ and run with the settings its config.yaml
+    maps to (unless --config is given; its models only when an LLM key is set, else the offline mutator
+    proposes: the third value says so); anything else is returned as it is."""
+    from evolve.authoring.openevolve_folder import is_openevolve_folder
+    if not is_openevolve_folder(Path(problem)):
+        return problem, config, False
+    from evolve.authoring.openevolve import import_for_run
+    from evolve.cli.author import print_import_notes
+    done = import_for_run(Path(problem), Path(runs_dir or "runs"))
+    console = make_console(stderr=as_json)
+    console.print(f"imported the OpenEvolve problem {problem} as {done.folder}", markup=False)
+    print_import_notes(console, done)
+    offline = config is None and not any(os.environ.get(k) for k in LLM_KEY_VARS) and "models" in done.config.run
+    if offline:
+        console.print(f"config.yaml names models {', '.join(done.config.run['models'])}, but no LLM key is set",
+                      markup=False)
+    return str(done.folder), config or done.run_config, offline
+
+
+def _check_packages(problem: str, sandbox: str) -> None:
+    from evolve import problem as pm
+    spec = pm.load(problem, check_evaluator=False)
+    if spec.sandboxed_evaluator:
+        from evolve.authoring.openevolve import check_local_packages
+        check_local_packages(spec, sandbox)
 
 
 @app.command()
@@ -153,7 +192,11 @@ def _execute(h, sb, console, resumed: bool, as_json: bool = False) -> None:
     from evolve.run import session
     from evolve.cli import views
     from evolve.cli.llm import make_proposer, print_llm_usage
-    session.execute(h, sb, make_proposer(h), console, resumed=resumed)
+    import contextlib
+    # --json: stdout holds only the document, whatever a library prints meanwhile (Ray prints a lost
+    # worker's notice to stdout) goes to stderr with the progress.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        session.execute(h, sb, make_proposer(h), console, resumed=resumed)
     if as_json:  # stdout holds only this document; the console writes to stderr
         doc = {"run": h.run_id, "run_dir": str(h.run_dir), "store": h.store.url,
                **views.summary_json(h.store, h.run_id, h.spec.objective, h.cfg.final_top_k)}
@@ -184,6 +227,7 @@ def eval_(problem: str = typer.Argument(..., help="bundled problem name or path"
     from evolve.run.scoring import ProgramScorer
     spec = pm.load(problem)
     _warn_trust(make_console(stderr=True), spec)
+    _check_packages(problem, "local" if no_sandbox else sandbox)
     label, ids = _eval_workloads(spec, split, workload or [])
     source = _eval_source(spec, file)
     sb = _eval_sandbox(spec, sandbox, no_sandbox)
@@ -282,6 +326,7 @@ from evolve.cli import llm as cli_llm  # noqa: E402,F401  replay, doctor
 from evolve.cli import report as cli_report  # noqa: E402,F401  report, compare
 from evolve.cli import db as cli_db  # noqa: E402,F401  db version, db upgrade
 from evolve.cli import author as cli_author  # noqa: E402,F401  check-problem, new-problem, import-openevolve
+from evolve.cli import verify as cli_verify  # noqa: E402,F401  verify
 
 
 def main(argv: List[str] | None = None) -> None:

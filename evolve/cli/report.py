@@ -34,6 +34,8 @@ def report(run: str = typer.Argument(..., help="run folder or run id"),
     t0 = time.perf_counter()
     data, run_dir = _gather(run, db)
     index = write_report(data, out or run_dir / "report")
+    if (trust := data.run["isolation"].get("scores")):  # recorded for problems whose evaluator is sandboxed
+        make_console(stderr=True).print(f"[bold yellow]{data.run['problem']}: {trust}[/]")
     make_console().print(f"report: {index} ({len(data.programs)} programs, {len(data.attempts)} attempts, "
                          f"{time.perf_counter() - t0:.1f} s)")
 

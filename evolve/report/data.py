@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 
 from evolve.llm.usage import answered, cost_text
-from evolve.store import FeedbackRow, Store
+from evolve.store import FeedbackRow, MeasurementRow, Store
 
 HELD_OUT = "held-out"
 
@@ -95,6 +95,7 @@ class RunData:
     score_metric: str = "score"
     directions: dict[str, str] = field(default_factory=dict)   # metric -> max/min
     runtime: tuple[str, str] = ("", "")   # objective.runtime and .runtime_at_equal, when the problem names them
+    measurements: list[MeasurementRow] = field(default_factory=list)   # `adrs verify`, every batch
 
     # -- derived views ----------------------------------------------------------------------------------
     @property
@@ -172,7 +173,7 @@ def gather(store: Store, run_id: str) -> RunData:
         "metrics": ("program_id", "workload", "split", "metric", "value", "samples"),
         "feedback": ("program_id", "workload", "split", "text"),
         "artifacts": ("program_id", "attempt_id", "name", "content"),
-        "llm_calls": _fields(LlmInfo)})
+        "llm_calls": _fields(LlmInfo), "measurements": _fields(MeasurementRow)})
     data = RunData(
         run={"id": run.id, "problem": run.problem, "problem_dir": run.problem_dir, "seed": run.seed,
              "config": json.loads(run.config), "sandbox": run.sandbox,
@@ -182,7 +183,7 @@ def gather(store: Store, run_id: str) -> RunData:
         programs={r[0]: ProgramInfo(*r) for r in rows["programs"]},
         attempts=[AttemptInfo(*r) for r in rows["attempts"]], metrics=_metrics(rows["metrics"]),
         artifacts={}, attempt_artifacts={}, llm_calls=_llm_calls(rows["llm_calls"]),
-        feedback=_feedback(rows["feedback"]))
+        feedback=_feedback(rows["feedback"]), measurements=_measurements(rows["measurements"]))
     data.artifacts, data.attempt_artifacts = _artifacts(rows["artifacts"])
     data.score_metric, data.directions, data.runtime = _objective(data)
     return data
@@ -198,6 +199,15 @@ def _metrics(rows: list[tuple]) -> dict[int, list[MetricInfo]]:
     for pid, wl, split, metric, value, samples in rows:
         out[pid].append(MetricInfo(wl, split, metric, value, json.loads(samples) if samples else None))
     return dict(out)
+
+
+def _measurements(rows: list[tuple]) -> list[MeasurementRow]:
+    out = []
+    for r in rows:
+        m = MeasurementRow(*r)
+        m.workloads, m.detail = json.loads(m.workloads), json.loads(m.detail) if m.detail else {}
+        out.append(m)
+    return out
 
 
 def _feedback(rows: list[tuple]) -> dict[int, list[FeedbackRow]]:

@@ -10,6 +10,7 @@ from evolve.report import charts, code
 from evolve.report.data import HELD_OUT, AttemptInfo, LlmInfo, ProgramInfo, RunData
 from evolve.report.stats import Interval, compare_rows
 from evolve.run.headline import Entrant, best_label, headline as run_headline
+from evolve.report.verification import verification_context
 
 ARROW = {"max": "↑", "min": "↓"}
 SPLIT_ORDER = {"quick": 0, "train": 1, HELD_OUT: 2}
@@ -76,6 +77,7 @@ def index_context(data: RunData) -> dict:
         figures["cost"] = charts.cost_figure(data)
     if failed:
         figures["failures"] = charts.failures_figure(data)
+    verification = verification_context(data)
     budget = f"{cfg.get('iterations')} iterations"
     if cfg.get("max_wall_time_s"):
         budget += f", {duration(cfg['max_wall_time_s'])} wall time"
@@ -96,7 +98,9 @@ def index_context(data: RunData) -> dict:
         failures=_failure_rows(failed), compare=rows,
         other_metrics=[(m, ARROW.get(data.directions[m], "")) for m in others],
         score_metric=data.score_metric, fmt=fmt, fmt_ci=fmt_ci,
-        figures={k: charts.to_json(f) for k, f in figures.items()},
+        figures={k: charts.to_json(f) for k, f in figures.items()}
+        | ({"verification": verification["figure"]} if verification and verification["figure"] else {}),
+        verification=verification,
         top=sorted((p for p in data.lineage() if p.status == "ok" and p.score is not None),
                    key=lambda p: (-p.score, p.id))[:25],
         events=[(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"])), e["kind"], e["detail"])

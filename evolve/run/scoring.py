@@ -112,7 +112,8 @@ class ProgramScorer:
         """One workload in a fresh candidate; its output is kept whatever happens."""
         handle = None
         try:
-            with self.sandbox.start(source, self.spec.limits, self.spec.entry.names) as handle:
+            program, entries = self._program(source)
+            with self.sandbox.start(program, self.spec.limits, entries) as handle:
                 r = self._evaluator().evaluate(handle, workload)
                 decision_s = handle.decision_s
         except CandidateError as e:
@@ -127,6 +128,12 @@ class ProgramScorer:
         r.feedback = r.feedback[:FEEDBACK_CHARS]
         done[workload] = r
         return r
+
+    def _program(self, source: str) -> tuple[str, tuple[str, ...]]:
+        """What the sandbox starts: the candidate, or, for an evaluator that must run beside it (OpenEvolve
+        format, evaluators/openevolve), the program its `sandbox_program` hook wraps it in."""
+        hook = getattr(self._evaluator(), "sandbox_program", None)
+        return hook(source) if hook is not None else (source, self.spec.entry.names)
 
     def _check(self, r: WorkloadResult, workload: str) -> None:
         if self.spec.objective.score not in r.metrics:

@@ -23,6 +23,7 @@ from evolve.errors import AdrsError
 from evolve.run.scoring import ProgramScorer
 from evolve.run.worker import default_sandbox
 from evolve.run.workers import WorkerPool
+from evolve.run.ray_pool import RayWorkerPool  # imports ray only when a pool is made
 from evolve.run.holdout import score_final
 from evolve.run.progress import Progress
 from evolve.search.proposer import MutatorProposer, Proposer
@@ -52,11 +53,14 @@ def versions() -> dict[str, str]:
             "sqlalchemy": SQLALCHEMY_VERSION}
 
 
-def make_workers(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None) -> WorkerPool:
-    """The run's evaluation backend: `eval_slots` trusted worker processes, each with its own evaluator
-    and sandbox (started once per run, reused for every program)."""
+def make_workers(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None) -> WorkerPool | RayWorkerPool:
+    """The run's evaluation backend: `eval_slots` trusted workers, each with its own evaluator and sandbox
+    (started once per run, reused for every program): processes here, or Ray actors (cfg.executor)."""
     spec = spec or problem_mod.load(cfg.problem)
-    return WorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots)
+    if cfg.executor == "local":
+        return WorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots)
+    address = cfg.ray_address or (cfg.executor if cfg.executor.startswith("ray://") else "")
+    return RayWorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots, address=address, resources=spec.resources)
 
 
 def make_sandbox(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None):
@@ -86,10 +90,18 @@ def create(cfg: RunConfig, sandbox) -> RunHandle:
     cfg = dataclasses.replace(cfg, run_id=run_id)
     store.create_run(Run(id=run_id, problem=spec.name, problem_dir=str(spec.directory), seed=cfg.seed,
                          config=cfg.to_json(), sandbox=cfg.sandbox,
-                         isolation=json.dumps(sandbox.isolation(), sort_keys=True),
+                         isolation=json.dumps({**sandbox.isolation(), **_trust(spec)}, sort_keys=True),
                          versions=json.dumps(versions(), sort_keys=True), created_at=time.time()),
                      detail=NOT_REPRODUCIBLE if cfg.order == "completion" else "")
     return RunHandle(run_id, run_dir, store, cfg, spec)
+
+
+def _trust(spec: problem_mod.ProblemSpec) -> dict[str, str]:
+    """Recorded with the isolation facts (the report shows them) when the evaluator runs beside the candidate."""
+    if not spec.sandboxed_evaluator:
+        return {}
+    return {"scores": "trust = sandboxed-evaluator: the problem's evaluator runs inside the sandbox next to the "
+                      "candidate, so its scores are only as honest as that evaluator (a candidate can reach it)"}
 
 
 def open_run(target: str, db: str = "", run_id: str = "") -> RunHandle:
@@ -190,8 +202,8 @@ def record_end(h: RunHandle, exc: BaseException) -> str:
 def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, resumed: bool) -> LoopStats:
     """Run (or continue) the loop and the final held-out scoring. However it ends (Ctrl-C, a signal under
     stop_signals, a closed pipe, an error), the run's final status is recorded and the exception re-raised.
-    `backend`: a WorkerPool (make_workers), or a sandbox to score in threads of this process."""
-    scorer = backend if isinstance(backend, WorkerPool) else ProgramScorer(h.spec, backend)
+    `backend`: a WorkerPool or RayWorkerPool (make_workers), or a sandbox to score in threads of this process."""
+    scorer = backend if isinstance(backend, (WorkerPool, RayWorkerPool)) else ProgramScorer(h.spec, backend)
     ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score)
     ctl.stop_hooks.append(ctl.proposer.stop_reason)  # e.g. the LLM proposer's cost budget
     if resumed:

@@ -27,16 +27,20 @@ def default_sandbox(spec: problem_mod.ProblemSpec, kind: str, pool_size: int = 2
     worker: one in use, one starting, since every workload takes a fresh container)."""
     if kind == "docker":
         from sandbox.docker import DockerSandbox, SandboxUnavailable
-        hint = "adrs sandbox build" + (f" --problem {spec.directory}" if spec.sandbox_packages else "")
         try:
             return DockerSandbox(packages=spec.sandbox_packages, limits=spec.limits, pool_size=pool_size,
-                                 image_hint=hint)
+                                 image_hint=image_hint(spec))
         except SandboxUnavailable as e:
             raise AdrsError(f"--sandbox docker: {e}") from None
     if kind != "local":
         raise AdrsError(f"unknown sandbox '{kind}' (local or docker)")
     from sandbox.local import LocalSandbox
     return LocalSandbox()
+
+
+def image_hint(spec: problem_mod.ProblemSpec) -> str:
+    """The command that builds the Docker sandbox image this problem needs (on each machine that runs it)."""
+    return "adrs sandbox build" + (f" --problem {spec.directory}" if spec.sandbox_packages else "")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,31 @@ class _Resources:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
+def build_scorer(spec_dir: str, sandbox: str, make_sandbox: Callable = default_sandbox) -> ProgramScorer:
+    """What every evaluation worker (a process of WorkerPool, an actor of RayWorkerPool) builds once: its
+    problem (the evaluator imported and checked, so errors show at start), sandbox backend and scorer."""
+    spec = problem_mod.load(spec_dir)
+    sb = make_sandbox(spec, sandbox)
+    try:
+        return ProgramScorer(spec, sb)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sb.close()
+        raise
+
+
+def answer(pe: ProgramScorer, msg: tuple) -> tuple[str, Any]:
+    """One request ("score", source, stages) or ("isolation",) -> ("ok", result) or ("error", text)."""
+    try:
+        if msg[0] == "score":
+            return "ok", pe.score(msg[1], msg[2])
+        if msg[0] == "isolation":
+            return "ok", pe.sandbox.isolation()
+        raise ValueError(f"unknown request {msg[0]!r}")
+    except Exception as e:  # noqa: BLE001 - a trusted-side bug: answered, the worker lives on
+        return "error", f"{explain(e)}\n{traceback.format_exc()}"
+
+
 def worker_main(setup: WorkerSetup, conn: Connection, lifeline: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it closes the pool
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # terminate(): unwind, so the sandbox is closed
@@ -74,9 +103,8 @@ def worker_main(setup: WorkerSetup, conn: Connection, lifeline: Connection) -> N
     threading.Thread(target=_watch_lifeline, args=(lifeline, res), name="adrs-lifeline", daemon=True).start()
     try:
         try:
-            spec = problem_mod.load(setup.spec_dir)  # imports and checks the evaluator: errors show at start
-            res.sandbox = setup.make_sandbox(spec, setup.sandbox)
-            pe = ProgramScorer(spec, res.sandbox)
+            pe = build_scorer(setup.spec_dir, setup.sandbox, setup.make_sandbox)
+            res.sandbox = pe.sandbox
         except BaseException as e:  # noqa: BLE001 - reported to the pool, which raises it
             conn.send(("error", explain(e)))
             return
@@ -92,16 +120,7 @@ def _serve_requests(conn: Connection, pe: ProgramScorer, res: _Resources) -> Non
             msg = conn.recv()
         except EOFError:
             return
-        try:
-            if msg[0] == "score":
-                result: Any = pe.score(msg[1], msg[2])
-            elif msg[0] == "isolation":
-                result = pe.sandbox.isolation()
-            else:
-                raise ValueError(f"unknown request {msg[0]!r}")
-            reply = ("ok", result)
-        except Exception as e:  # noqa: BLE001 - a trusted-side bug: answered, the worker lives on
-            reply = ("error", f"{explain(e)}\n{traceback.format_exc()}")
+        reply = answer(pe, msg)
         if res.closed:  # stopping: the sandbox was closed under this request, its result is not real
             return
         conn.send(reply)

@@ -90,7 +90,34 @@ class _WorkerGone(Exception):
     """The worker serving a request died, or could not be restarted; the message says how."""
 
 
-class WorkerPool:
+class ServingPool:
+    """score() and isolation() over a pool's `_serve(request) -> (kind, payload, losses)`, where a lost worker is
+    replaced and its request served once more: shared by the process pool and the Ray pool."""
+
+    fresh = "a fresh worker"   # where a retried request ran, for the `retried` note
+    _isolation: dict[str, str] | None = None
+
+    def _serve(self, request: tuple) -> tuple[str, Any, list[str]]:
+        raise NotImplementedError
+
+    def score(self, source: str, stages: Stages) -> Scorecard:
+        """Score a program on an idle worker, like ProgramScorer.score. A worker that dies is replaced and
+        the program retried once; a second death is a failed Scorecard (reason infrastructure), never an
+        exception."""
+        kind, payload, losses = self._serve(("score", source, [(s, tuple(ids)) for s, ids in stages]))
+        return served_scorecard(stages, kind, payload, losses, self.fresh)
+
+    def isolation(self) -> dict[str, str]:
+        """The isolation facts of a worker's sandbox (all workers build the same kind), for the run record."""
+        if self._isolation is None:
+            kind, payload, _ = self._serve(("isolation",))
+            if kind != "ok":
+                raise WorkerError(f"sandbox isolation facts: {payload}")
+            self._isolation = dict(payload)
+        return dict(self._isolation)
+
+
+class WorkerPool(ServingPool):
     """Thread-safe; `workers` calls run at once, further callers wait for an idle worker."""
 
     def __init__(self, spec_dir: Path | str, sandbox: str = "local", workers: int = 2, *,
@@ -122,31 +149,6 @@ class WorkerPool:
             self._idle.put(slot)
 
     # ------------------------------------------------------------ public
-
-    def score(self, source: str, stages: Stages) -> Scorecard:
-        """Score a program on an idle worker, like ProgramScorer.score. A worker that dies is replaced and
-        the program retried once; a second death is a failed Scorecard (reason infrastructure), never an
-        exception."""
-        kind, payload, deaths = self._serve(("score", source, [(s, tuple(ids)) for s, ids in stages]))
-        if kind == "ok":
-            out = payload
-        else:
-            out = _failed(stages, ScoringReason.EVALUATOR_ERROR if kind == "error" else CandidateReason.INFRASTRUCTURE, payload)
-        if deaths:  # recorded like ProgramScorer records a retried sandbox failure
-            note = f"infrastructure failure, retried once on a fresh worker: {deaths[0]}"
-            prior = out.artifacts.get("retried")
-            out.artifacts["retried"] = f"{prior}; {note}" if prior else note
-        return out
-
-
-    def isolation(self) -> dict[str, str]:
-        """The isolation facts of a worker's sandbox (all workers build the same kind), for the run record."""
-        if self._isolation is None:
-            kind, payload, _ = self._serve(("isolation",))
-            if kind != "ok":
-                raise WorkerError(f"sandbox isolation facts: {payload}")
-            self._isolation = dict(payload)
-        return dict(self._isolation)
 
     def pids(self) -> list[int]:
         """The worker processes' ids, by slot."""
@@ -332,6 +334,22 @@ def _shutdown(state: _State) -> None:
     for w in workers:
         _stop(w, STOP_TIMEOUT_S)
     shutil.rmtree(state.tmp_root, ignore_errors=True)
+
+
+def served_scorecard(stages: Stages, kind: str, payload: Any, losses: list[str], fresh: str) -> Scorecard:
+    """What a pool's score() returns for one served request: the worker's Scorecard, or a failed one
+    (evaluator_error, or infrastructure once the retry was lost too); a retry after a lost worker is noted as
+    ProgramScorer notes a retried sandbox failure. Shared by the process pool and the Ray pool."""
+    if kind == "ok":
+        out = payload
+    else:
+        reason = ScoringReason.EVALUATOR_ERROR if kind == "error" else CandidateReason.INFRASTRUCTURE
+        out = _failed(stages, reason, payload)
+    if losses:
+        note = f"infrastructure failure, retried once on {fresh}: {losses[0]}"
+        prior = out.artifacts.get("retried")
+        out.artifacts["retried"] = f"{prior}; {note}" if prior else note
+    return out
 
 
 def _failed(stages: Stages, reason: str, message: str) -> Scorecard:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import sqlalchemy as _sqlalchemy
 
-from evolve.store.records import (CallCost, CallOutcome, FeedbackRow, MetricRow, NewAttempt,  # noqa: F401
-                                  NewProgram)
-from evolve.store.schema import (SCHEMA_VERSION, Artifact, Attempt, Base, Feedback, LlmCall, Meta,  # noqa: F401
-                                 Metric, Program, Run, RunEvent)
+from evolve.store.records import (CallCost, CallOutcome, FeedbackRow, MeasurementRow, MetricRow,  # noqa: F401
+                                  NewAttempt, NewProgram)
+from evolve.store.schema import (SCHEMA_VERSION, Artifact, Attempt, Base, Feedback, LlmCall,  # noqa: F401
+                                 Measurement, Meta, Metric, Program, Run, RunEvent)
 from evolve.store.engine import shown as shown_url  # noqa: F401
 from evolve.store.store import Store  # noqa: F401
 

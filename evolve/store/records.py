@@ -76,3 +76,32 @@ class CallOutcome:
     cost_usd: float | None
     parent_score: float | None
     child_score: float | None   # None when the attempt made no (scored) program
+
+
+@dataclass
+class MeasurementRow:
+    """One program's (or baseline's) decisions measured by the problem's real verifier (schema: Measurement)."""
+    name: str
+    kind: str
+    verifier: str
+    workloads: list[str]
+    status: str
+    program_id: int | None = None
+    reason: str = ""
+    sim_score: float | None = None
+    sim_basis: str = ""
+    score: float | None = None
+    median_s: float | None = None
+    spread: float | None = None
+    repeats: int | None = None
+    drift_flagged: bool = False
+    drift: str = ""
+    device_kind: str = ""
+    device: str = ""
+    driver: str = ""
+    sm_clock_mhz: float | None = None
+    mem_clock_mhz: float | None = None
+    temperature_c: float | None = None
+    detail: dict = field(default_factory=dict)
+    batch: int = 0              # set by the store: which `adrs verify` of the run wrote it
+    created_at: float = 0.0     # set by the store

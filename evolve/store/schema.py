@@ -5,18 +5,19 @@ of failing half-way through a run. Each change of a table or column bumps it and
 that upgrades a store to it (evolve/store/migrations/versions/, `adrs db upgrade`).
 Version 2: the per-workload metric table is `metrics` (was `evaluations`) and `feedback` was added.
 Version 3: every text column is unbounded (PostgreSQL enforces VARCHAR lengths; SQLite never did).
+Version 4: `measurements`, what `adrs verify` measured of a run's programs and baselines on a real device.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, UniqueConstraint
 from sqlalchemy import String
 from sqlalchemy import Text as _Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _nul_safe(value, dialect):
@@ -153,4 +154,36 @@ class LlmCall(Base):
     cost_usd: Mapped[Optional[float]] = mapped_column(Float)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Measurement(Base):
+    """One program's (or baseline's) decisions measured by a problem's real verifier (`adrs verify`).
+    Appended, never replaced: each `adrs verify` is a new batch, and the report shows the latest."""
+    __tablename__ = "measurements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    batch: Mapped[int] = mapped_column(Integer)                   # 1 for the run's first `adrs verify`, then 2...
+    program_id: Mapped[Optional[int]] = mapped_column(ForeignKey("programs.id"))   # None: a baseline not stored
+    name: Mapped[str] = mapped_column(Text)                       # "#12", "initial", "baseline greedy_lpt"
+    kind: Mapped[str] = mapped_column(Text)                       # initial, child, baseline
+    verifier: Mapped[str] = mapped_column(Text)                   # [verify] kind, e.g. moe_microbench
+    workloads: Mapped[str] = mapped_column(Text)                  # JSON list of the workload ids measured
+    status: Mapped[str] = mapped_column(Text)                     # ok, failed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    sim_score: Mapped[Optional[float]] = mapped_column(Float)     # the simulator's score it was ranked by
+    sim_basis: Mapped[str] = mapped_column(Text, default="")      # the split of sim_score: held-out or train
+    score: Mapped[Optional[float]] = mapped_column(Float)         # the verifier's score (bounded, higher better)
+    median_s: Mapped[Optional[float]] = mapped_column(Float)      # the measured time (the verifier says of what)
+    spread: Mapped[Optional[float]] = mapped_column(Float)        # interquartile range / median (verifier's)
+    repeats: Mapped[Optional[int]] = mapped_column(Integer)       # timed repeats, all timings together
+    drift_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    drift: Mapped[str] = mapped_column(Text, default="")          # why, when flagged
+    device_kind: Mapped[str] = mapped_column(Text, default="")    # cuda, or cpu (a harness check)
+    device: Mapped[str] = mapped_column(Text, default="")
+    driver: Mapped[str] = mapped_column(Text, default="")
+    sm_clock_mhz: Mapped[Optional[float]] = mapped_column(Float)  # mean of the readings around the timings
+    mem_clock_mhz: Mapped[Optional[float]] = mapped_column(Float)
+    temperature_c: Mapped[Optional[float]] = mapped_column(Float)   # the hottest reading
+    detail: Mapped[str] = mapped_column(Text, default="")         # JSON: per-layer figures, readings, simulator
     created_at: Mapped[float] = mapped_column(Float)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session, aliased
 
 from evolve.errors import AdrsError
 from evolve.store import engine as eng
-from evolve.store.records import CallCost, CallOutcome, FeedbackRow, MetricRow, NewAttempt, NewProgram
-from evolve.store.schema import Artifact, Attempt, Feedback, LlmCall, Metric, Program, Run, RunEvent
+from evolve.store.records import (CallCost, CallOutcome, FeedbackRow, MeasurementRow, MetricRow, NewAttempt,
+                                  NewProgram)
+from evolve.store.schema import (Artifact, Attempt, Feedback, LlmCall, Measurement, Metric, Program, Run,
+                                 RunEvent)
 
 # the tables run_rows reads; _run_query knows how each is tied to a run
 _RUN_TABLES = {"programs": Program, "attempts": Attempt, "metrics": Metric, "feedback": Feedback,
-               "artifacts": Artifact, "llm_calls": LlmCall}
+               "artifacts": Artifact, "llm_calls": LlmCall, "measurements": Measurement}
 
 
 class Store:
@@ -241,6 +243,26 @@ class Store:
         with Session(self.engine) as s:
             return [CallOutcome(*r) for r in s.execute(q)]
 
+    # -- measurements (`adrs verify`) ----------------------------------------------------------------------
+    def add_measurements(self, run_id: str, rows: Sequence[MeasurementRow]) -> int:
+        """Append one verification's measurements as the run's next batch, atomically; returns the batch."""
+        with Session(self.engine) as s, s.begin():
+            batch = (s.scalar(select(func.max(Measurement.batch)).where(Measurement.run_id == run_id)) or 0) + 1
+            now = time.time()
+            fields = [f for f in MeasurementRow.__dataclass_fields__ if f not in ("batch", "created_at", "detail")]
+            s.add_all(Measurement(run_id=run_id, batch=batch, created_at=now, detail=json.dumps(r.detail),
+                                  **{f: getattr(r, f) if f != "workloads" else json.dumps(r.workloads)
+                                     for f in fields}) for r in rows)
+        return batch
+
+    def measurements(self, run_id: str, batch: int | None = None) -> list[MeasurementRow]:
+        """A run's measurements in the order they were stored: one batch, or every batch (None)."""
+        q = select(Measurement).where(Measurement.run_id == run_id)
+        if batch is not None:
+            q = q.where(Measurement.batch == batch)
+        with Session(self.engine) as s:
+            return [measurement_row(m) for m in s.scalars(q.order_by(Measurement.id))]
+
     # -- whole runs -----------------------------------------------------------------------------------
     def run_rows(self, run_id: str, columns: Mapping[str, Sequence[str]]) -> dict[str, list[tuple]]:
         """Rows of a run in several tables, as tuples of the named columns, read in one snapshot with one
@@ -302,3 +324,10 @@ def _insert_feedback(s: Session, program_id: int, rows: list[FeedbackRow]) -> No
     if rows:
         s.execute(insert(Feedback), [dict(program_id=program_id, split=f.split, workload=f.workload, text=f.text)
                                      for f in rows])
+
+
+def measurement_row(m: Measurement) -> MeasurementRow:
+    """The plain record of a stored measurement (JSON columns decoded)."""
+    names = [f for f in MeasurementRow.__dataclass_fields__ if f not in ("workloads", "detail")]
+    return MeasurementRow(workloads=json.loads(m.workloads), detail=json.loads(m.detail) if m.detail else {},
+                          **{f: getattr(m, f) for f in names})
