@@ -30,7 +30,6 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,11 +156,10 @@ def _child_main(spec: dict[str, Any], proto_fd: int, zygote_pid: int, repo_root:
         fd = _child_setup(spec, zygote_pid, repo_root)
     except BaseException as e:  # noqa: BLE001 - report to the trusted side: not the candidate's fault
         msg = {"ok": False, "kind": "infrastructure", "error": f"sandbox setup failed: {type(e).__name__}: {e}"}
-        try:
+        try:  # the trusted side records it; no traceback on the terminal (at shutdown the workdir is gone)
             protocol.send_frame(3, protocol.encode(msg))
         except OSError:
-            pass
-        traceback.print_exc()
+            pass  # the trusted side is gone: nobody to tell
         return EXIT_SETUP
     return runner.serve(fd, os.path.join(spec["workdir"], CANDIDATE_FILE), spec["limits"]["max_frame_bytes"],
                         tuple(spec.get("entries") or ()))

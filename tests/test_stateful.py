@@ -47,9 +47,9 @@ def sandbox(request):
     elif request.param == "in-process":
         box = InProcessSandbox()
     else:
-        from tests.test_docker_sandbox import FAST, _engine_or_skip
+        from tests.docker_engine import FAST, engine_or_skip
         from sandbox.docker import DockerSandbox
-        box = DockerSandbox(limits=FAST, pool_size=2, client=_engine_or_skip())
+        box = DockerSandbox(limits=FAST, pool_size=2, client=engine_or_skip())
     yield box
     box.close()
 
