@@ -255,11 +255,12 @@ def test_a_run_spans_two_nodes_and_survives_losing_one(cluster, tmp_path, monkey
     import ray
     from rich.console import Console
     from evolve.run import session
+    from evolve.run.executor import make_workers
     prob = _slow_toy(tmp_path / "slow_toy", 0.2)
     iterations = 10
     cfg = cfgmod.build({"problem": str(prob), "iterations": iterations, "eval_slots": 2, "order": "completion",
                         "executor": cluster.client, "runs_dir": str(tmp_path), "run_id": "r1"}, "test")
-    pool = session.make_workers(cfg)
+    pool = make_workers(cfg)
     killed: list[str] = []
     try:
         second = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "second" in n["Resources"])
@@ -331,5 +332,43 @@ def test_local_ray_pool_retries_a_lost_actor_but_never_a_failing_candidate():
         assert pool.nodes()[0].pid != node.pid and sum(pool.evaluations_by_node.values()) == 3
     # A problem asking more than the machine has: the actor is never placed, and start-up says why.
     with pytest.raises(WorkerStartError, match=r"did not start in 3 s: each needs cpus=1, gpus=64 "
-                       r"\(problem.toml \[resources\]\); the cluster has free CPU 1"):
+                       r"\(problem.toml \[resources\]\); the cluster has free CPU \d"):
         RayWorkerPool(TOY, workers=1, resources=problem_mod.Resources(gpus=64.0), start_timeout_s=3)
+
+
+class _FlakyRay:
+    """ray's init/shutdown, failing the first `failures` inits as Ray Client does when its server's
+    per-client process fails to start."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.inits, self.shutdowns = failures, 0, 0
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs) -> None:
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback ...\nthe server's reason")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize("failures, ok", [(1, True), (3, False)])
+def test_a_ray_client_connection_that_fails_to_initialise_is_retried(failures, ok, monkeypatch):
+    from evolve.run import ray_pool
+    monkeypatch.setattr(ray_pool.time, "sleep", lambda s: None)
+    with socket.socket() as listening:   # something answers at the address
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = "ray://127.0.0.1:%d" % listening.getsockname()[1]
+        ray = _FlakyRay(failures)
+        if ok:
+            assert ray_pool._connect(ray, address, 1) is True
+            assert (ray.inits, ray.shutdowns) == (2, 1)   # the half-made client is shut down before a retry
+        else:
+            with pytest.raises(AdrsError, match=r"after 3 attempts\): ConnectionAbortedError: Initialization "
+                                                r"failure from server: \(the server's reason\)"):
+                ray_pool._connect(ray, address, 1)
+            assert (ray.inits, ray.shutdowns) == (3, 3)

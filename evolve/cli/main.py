@@ -4,6 +4,7 @@ Every user error ends as one line on stderr and a non-zero exit, never a traceba
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -64,12 +65,18 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         executor=executor or ("ray" if ray_address else None), ray_address=ray_address,
         models=tuple(model) if model is not None else None, api_base=api_base, max_cost=max_cost,
         llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout))
-    from evolve.run import session
     _check_packages(cfg.problem, cfg.sandbox)
-    console = make_console(stderr=as_json)
-    from evolve.cli.llm import announce_proposer
-    announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
-    sb = session.make_workers(cfg)
+    from evolve.run.executor import start_workers
+    starting = start_workers(cfg)  # in the background, while the loop and the store are imported
+    try:
+        from evolve.run import session
+        console = make_console(stderr=as_json)
+        from evolve.cli.llm import announce_proposer
+        announce_proposer(console, cfg, any(os.environ.get(k) for k in LLM_KEY_VARS))
+        sb = starting.result()
+    except BaseException:
+        starting.cancel()
+        raise
     h = None
     try:
         with session.stop_signals():
@@ -132,7 +139,8 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
     h.cfg = cfgmod.build({k: v for k, v in changed.items() if v is not None}, "command line", h.cfg)
     console = make_console(stderr=as_json)
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
-    sb = session.make_workers(h.cfg, h.spec)
+    from evolve.run.executor import make_workers
+    sb = make_workers(h.cfg, h.spec)
     try:
         with session.stop_signals():
             _execute(h, sb, console, resumed=True, as_json=as_json)
@@ -350,6 +358,9 @@ def main(argv: List[str] | None = None) -> None:
         if e.format_message():
             print(f"adrs: error: {e.format_message()}", file=sys.stderr)
         code = getattr(e, "exit_code", 2)
+    # The command is done and everything is closed: spare the interpreter's final garbage collection over the
+    # hundreds of thousands of objects SQLAlchemy, numpy and rich built (about 0.08 s of a short run's exit).
+    gc.freeze()
     sys.exit(code)
 
 

@@ -24,6 +24,7 @@ Ray is imported only here, only when a pool is made: `adrs --help` and local run
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import queue
@@ -43,6 +44,7 @@ from evolve.run.workers import START_TIMEOUT_S, STOP_TIMEOUT_S, ServingPool, Wor
 
 OBJECT_STORE_BYTES = 128 * 2 ** 20  # only source text and scorecards go through it
 INSTALL_HINT = "pip install 'adrs[ray]'"
+CLIENT_ATTEMPTS = 3  # Ray Client connections: a failed start of the server's per-client process is retried
 
 
 def import_ray():
@@ -265,20 +267,34 @@ def _connect(ray, address: str, cpus: int) -> bool:
     A Ray the caller already initialised (a notebook, a test) is used as it is and left running."""
     if ray.is_initialized():
         return False
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=False)
     _check_reachable(address)
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:  # "local": never attach to some other cluster found on this machine
-            ray.init(address="local", num_cpus=max(1, cpus), include_dashboard=False,
-                     object_store_memory=OBJECT_STORE_BYTES, **quiet)
-    except ImportError as e:  # e.g. ray:// (Ray Client) without grpcio: plain `ray` lacks its [client] extra
-        raise AdrsError(f"Ray cannot connect to {address or 'a local Ray'}: {e}: {INSTALL_HINT}") from None
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise AdrsError(f"could not start or reach {where}: {_one_line(e)}") from None
-    return True
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            _init(ray, address, cpus)
+            return True
+        except ImportError as e:  # ray:// (Ray Client) without grpcio: plain `ray` lacks its [client] extra
+            raise AdrsError(f"Ray cannot connect to {address or 'a local Ray'}: {e}: {INSTALL_HINT}") from None
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # a failed init leaves Ray half set up; the next init must start clean
+            # Ray Client's server starts a process per client, and under load that start can fail once
+            # ("Initialization failure from server"): worth another try; anything else is not.
+            if address.startswith("ray://") and isinstance(e, ConnectionError) and attempt < CLIENT_ATTEMPTS:
+                time.sleep(attempt)
+                continue
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+            raise AdrsError(f"could not start or reach {where}{tries}: {_one_line(e, last=True)}") from None
+    raise AssertionError("unreachable")
+
+
+def _init(ray, address: str, cpus: int) -> None:
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=False)
+    if address:
+        ray.init(address=address, **quiet)
+    else:  # "local": never attach to some other cluster found on this machine
+        ray.init(address="local", num_cpus=max(1, cpus), include_dashboard=False,
+                 object_store_memory=OBJECT_STORE_BYTES, **quiet)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -307,9 +323,13 @@ def _where(slot: _Slot) -> str:
     return slot.node.describe() if slot.node else f"slot {slot.index}"
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException, last: bool = False) -> str:
+    """The error's first line, with the line that says why (a dead node), or with `last` its last line (a
+    server's reason after Ray's own heading)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     why = next((ln for ln in lines if "died because" in ln or "node" in ln.lower() and "dead" in ln.lower()), "")
+    if last and len(lines) > 1:
+        why = lines[-1]
     head = lines[0] if lines else type(e).__name__
     return f"{type(e).__name__}: {head}" + (f" ({why})" if why and why != head else "")
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from evaluators.base import DECISION_METRIC
 from evolve.problem import ProblemSpec
 from evolve.run import session
+from evolve.run.executor import make_workers
 from evolve.llm.answer import decide
 from evolve.llm.client import CallRecord
 from evolve.search.proposer import MutatorProposer, Proposal, ProposalContext, ProposalFailed, Proposer
@@ -187,7 +188,7 @@ def replay(src: session.RunHandle, console: Console) -> ReplayResult:
                       "depended on evaluation timing, so the replay serves the same answers but its lineage can "
                       "differ", markup=False)
     proposer: Proposer = ReplayProposer(src.store, src.run_id) if src.cfg.models else MutatorProposer()
-    sb = session.make_workers(cfg)
+    sb = make_workers(cfg)
     try:
         h = session.create(cfg, sb)
         h.store.add_event(h.run_id, "replay_of", json.dumps({"run": src.run_id, "store": src.store.url}))

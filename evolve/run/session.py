@@ -22,8 +22,7 @@ from evolve.run.controller import Controller, LoopStats
 from evolve.errors import AdrsError
 from evolve.run.scoring import ProgramScorer
 from evolve.run.worker import default_sandbox
-from evolve.run.workers import WorkerPool
-from evolve.run.ray_pool import RayWorkerPool  # imports ray only when a pool is made
+from evolve.run.workers import ServingPool
 from evolve.run.holdout import score_final
 from evolve.run.progress import Progress
 from evolve.search.proposer import MutatorProposer, Proposer
@@ -53,18 +52,8 @@ def versions() -> dict[str, str]:
             "sqlalchemy": SQLALCHEMY_VERSION}
 
 
-def make_workers(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None) -> WorkerPool | RayWorkerPool:
-    """The run's evaluation backend: `eval_slots` trusted workers, each with its own evaluator and sandbox
-    (started once per run, reused for every program): processes here, or Ray actors (cfg.executor)."""
-    spec = spec or problem_mod.load(cfg.problem)
-    if cfg.executor == "local":
-        return WorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots)
-    address = cfg.ray_address or (cfg.executor if cfg.executor.startswith("ray://") else "")
-    return RayWorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots, address=address, resources=spec.resources)
-
-
 def make_sandbox(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None):
-    """One sandbox backend in this process (for `adrs eval` and `doctor`); runs use make_workers."""
+    """One sandbox backend in this process (for `adrs eval` and `doctor`); runs use executor.make_workers."""
     spec = spec or problem_mod.load(cfg.problem, check_evaluator=False)
     return default_sandbox(spec, cfg.sandbox, pool_size=2 * cfg.eval_slots)
 
@@ -202,8 +191,8 @@ def record_end(h: RunHandle, exc: BaseException) -> str:
 def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, resumed: bool) -> LoopStats:
     """Run (or continue) the loop and the final held-out scoring. However it ends (Ctrl-C, a signal under
     stop_signals, a closed pipe, an error), the run's final status is recorded and the exception re-raised.
-    `backend`: a WorkerPool or RayWorkerPool (make_workers), or a sandbox to score in threads of this process."""
-    scorer = backend if isinstance(backend, (WorkerPool, RayWorkerPool)) else ProgramScorer(h.spec, backend)
+    `backend`: a WorkerPool or RayWorkerPool (executor.make_workers), or a sandbox to score in threads of this process."""
+    scorer = backend if isinstance(backend, ServingPool) else ProgramScorer(h.spec, backend)
     ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score)
     ctl.stop_hooks.append(ctl.proposer.stop_reason)  # e.g. the LLM proposer's cost budget
     if resumed:
