@@ -117,3 +117,16 @@ def test_a_killed_completion_order_run_resumes_its_lost_iterations(tmp_path):
     after = commit_order(store)
     assert after[:len(before)] == before                     # committed work untouched
     assert sorted(after) == list(range(13))                  # the lost iteration redone, none twice
+
+
+def test_progress_shows_the_highest_committed_iteration_never_going_back():
+    import io
+    from rich.console import Console
+    from evolve.run.controller import LoopStats
+    from evolve.run.progress import Progress
+    buf = io.StringIO()
+    with Progress(Console(file=buf, width=200), 5, "r") as p:
+        p.on_commit(4, LoopStats())
+        time.sleep(0.15)              # past the redraw interval: the next commit is drawn
+        p.on_commit(2, LoopStats())   # completion order: iteration 2 finishes after 4
+    assert "iteration 4/5" in buf.getvalue() and "iteration 2/5" not in buf.getvalue()

@@ -106,3 +106,17 @@ def test_config_keeps_max_tokens_and_timeout_and_checks_them():
 def test_classify_without_a_request():
     assert classify(asyncio.TimeoutError()) == "timeout"
     assert classify(RuntimeError("prompt is too long: 210000 tokens > 200000 maximum")) == "context_window"
+
+
+@pytest.mark.parametrize("api_base, cap", [("http://127.0.0.1:8000/v1", 5.0), ("http://localhost:8080/v1", 5.0),
+                                           ("http://[::1]:8000/v1", 5.0), ("https://api.example.com/v1", 60.0),
+                                           ("", 60.0)])
+def test_backoff_to_a_server_on_this_machine_is_capped_at_seconds(api_base, cap):
+    from evolve.llm.client import BACKOFF_CAP_S, LOCAL_BACKOFF_CAP_S
+    assert (LOCAL_BACKOFF_CAP_S, BACKOFF_CAP_S) == (5.0, 60.0)
+    client = LlmClient(ClientSettings(api_base=api_base, backoff_s=2.0))
+    g = np.random.default_rng(0)
+    for _ in range(10):   # 2 * 2**9 s uncapped
+        client._back_off("m", g)
+    wait = client._not_before["m"] - time.monotonic()
+    assert 0.5 * cap * 0.99 <= wait <= 1.5 * cap   # the cap, times the jitter

@@ -14,7 +14,7 @@ import pytest
 from evaluators.gpu.backend import torch_available
 from evolve import problem as problem_mod
 from evolve.errors import AdrsError
-from evolve.run.agreement import CPU_LABEL, agreement
+from evolve.run.agreement import CPU_LABEL, SIM_TIE, agreement
 from evolve.store import MeasurementRow, Store, migrate, sqlite_url
 from tests.conftest import ROOT, TOY, adrs
 from tests.pgcluster import execute_sql
@@ -101,6 +101,8 @@ def test_rank_agreement_by_hand():
     assert (d.better_sim.name, d.worse_sim.name, d.within_noise) == ("b", "c", False)   # 9% apart, 1% spread
     assert d.text() == "b ranks above c in the simulator (0.7 vs 0.6) but below it measured (0.5 vs 0.55)"
     assert a.device == f"{CPU_LABEL}: Some CPU" and a.is_cpu
+    # simulator scores closer than SIM_TIE are a tie: the measurement reversing them is no disagreement
+    assert agreement([_row("b", 0.6394, 0.5), _row("c", 0.6393, 0.55)]).disagreements == []
     # within the timings' spread, the same pair is said to be
     assert agreement([_row("b", 0.7, 0.5, 0.2), _row("c", 0.6, 0.55)]).disagreements[0].within_noise
     # two entrants: no correlation; a failed one is listed, not ranked
@@ -205,7 +207,7 @@ def test_a_measurement_that_reverses_the_simulator_is_flagged_and_a_second_verif
     assert len(after) == before + len(found) and after[:before] == h.store.measurements("t")[:before]
     assert a.spearman == pytest.approx(-1) and a.kendall == pytest.approx(-1)
     n = len(levels)
-    ordered = sum(x.sim_score != y.sim_score for i, x in enumerate(ranked) for y in ranked[i + 1:])
+    ordered = sum(abs(x.sim_score - y.sim_score) >= SIM_TIE for i, x in enumerate(ranked) for y in ranked[i + 1:])
     assert len(a.disagreements) == ordered >= 3 and not any(d.within_noise for d in a.disagreements)
     top, worst = ranked[0], ranked[-1]
     d = next(d for d in a.disagreements if d.better_sim.name == top.name and d.worse_sim.name == worst.name)

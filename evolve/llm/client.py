@@ -35,6 +35,10 @@ ERROR_KINDS = ("timeout", "rate_limited", "server_error", "connection_error", "t
                "bad_request", "context_window", "not_found", "error")
 RETRYABLE = frozenset({"timeout", "rate_limited", "server_error", "connection_error"})
 BACKOFF_CAP_S = 60.0
+# A server on this machine (llama.cpp, vLLM on loopback) that does not answer is down or restarting, not
+# throttling us: waiting a minute between tries only delays the repeated-failure stop (15 minutes with the
+# defaults at a 60 s cap).
+LOCAL_BACKOFF_CAP_S = 5.0
 GUARD_S = 5.0        # beyond the HTTP timeout, our own bound on a whole request
 
 
@@ -72,6 +76,19 @@ def classify(exc: BaseException) -> str:
     each transport classifies its own exceptions)."""
     from evolve.llm.transport_litellm import classify_litellm
     return classify_litellm(exc)
+
+
+def is_loopback(api_base: str) -> bool:
+    """The server is on this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    host = urlsplit(api_base).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -138,7 +155,8 @@ class LlmClient:
     def _back_off(self, model: str, g: np.random.Generator) -> None:
         k = self._streak.get(model, 0)
         self._streak[model] = k + 1
-        delay = min(BACKOFF_CAP_S, self.s.backoff_s * 2 ** k) * float(g.uniform(0.5, 1.5))
+        cap = LOCAL_BACKOFF_CAP_S if is_loopback(self.s.api_base) else BACKOFF_CAP_S
+        delay = min(cap, self.s.backoff_s * 2 ** k) * float(g.uniform(0.5, 1.5))
         self._not_before[model] = max(self._not_before.get(model, 0.0), time.monotonic() + delay)
 
     async def _attempt(self, model: str, messages: list[dict], max_tokens: int, timeout_s: float) -> CallRecord:

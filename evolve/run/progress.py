@@ -20,6 +20,7 @@ class Progress:
         self._last = 0.0
         self._t0 = time.perf_counter()
         self._evals0: int | None = None
+        self._latest = 0   # the highest iteration committed: in completion order they commit out of order
 
     def __enter__(self) -> "Progress":
         self._live.__enter__()
@@ -34,10 +35,11 @@ class Progress:
         now = time.perf_counter()
         if self._evals0 is None:
             self._evals0 = stats.evaluated
-        if now - self._last < 0.12 and iteration < self.total:
+        self._latest = max(self._latest, iteration)
+        if now - self._last < 0.12 and self._latest < self.total:
             return
         self._last = now
-        self._live.update(self._render(iteration, stats, now))
+        self._live.update(self._render(self._latest, stats, now))
 
     def _render(self, iteration: int, stats: LoopStats, now: float) -> Table:
         rate = (stats.evaluated - (self._evals0 or 0)) / max(now - self._t0, 1e-9)
