@@ -53,7 +53,10 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         max_tokens: Optional[int] = typer.Option(None, help="tokens per LLM answer (default: from the model)"),
         llm_timeout: Optional[float] = typer.Option(None, help="seconds per LLM request (default: from the model)"),
         as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout (for "
-                                     "scripts); progress and messages go to stderr")
+                                     "scripts); progress and messages go to stderr"),
+        fresh_baselines: bool = typer.Option(False, "--fresh-baselines", help="measure the baselines again "
+                                             "instead of reusing an earlier run's results for this problem "
+                                             "version (noisy metrics such as measured time are re-measured)")
         ) -> None:
     """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out.
     PROBLEM may also be an OpenEvolve problem folder: it is imported under the runs folder first."""
@@ -64,7 +67,7 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         proposals_in_flight=proposals, order=order, db=db, runs_dir=runs_dir, run_id=run_id, sandbox=sandbox,
         executor=executor or ("ray" if ray_address else None), ray_address=ray_address,
         models=tuple(model) if model is not None else None, api_base=api_base, max_cost=max_cost,
-        llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout))
+        llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout, baseline_cache=False if fresh_baselines else None))
     _check_packages(cfg.problem, cfg.sandbox)
     from evolve.run.executor import start_workers
     starting = start_workers(cfg)  # in the background, while the loop and the store are imported

@@ -9,6 +9,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from evolve.run.baseline_cache import BaselineCache
 from evolve.run.scoring import Scorecard
 from evolve.problem import ProblemSpec
 from evolve.store import NewProgram, Program, Store
@@ -36,27 +37,39 @@ def finalists(store: Store, run_id: str, top_k: int) -> list[Program]:
     return initial + [p for p in best if p.kind != ProgramKind.INITIAL]
 
 
-async def score_final(spec: ProblemSpec, store: Store, run_id: str, evaluate, slots: int, top_k: int) -> None:
+async def score_final(spec: ProblemSpec, store: Store, run_id: str, evaluate, slots: int, top_k: int,
+                      cache: BaselineCache | None = None) -> None:
+    """Held-out scores of the finalists, and every baseline on train and held-out (from `cache` when it has
+    them: see evolve/run/baseline_cache.py)."""
     stages_ho = [(HELD_OUT, spec.workloads.held_out)]
     have_ho = store.programs_with_split(run_id, HELD_OUT)
     baselines = {p.name for p in store.programs(run_id, kind=ProgramKind.BASELINE)}
-    jobs = []
+    jobs, cached = [], []
     for p in finalists(store, run_id, top_k):
         if p.id not in have_ho:
             jobs.append(("program", p.id, p.source, stages_ho))
     for name, src in spec.baseline_sources().items():
-        if name not in baselines:
-            jobs.append(("baseline", name, src, [(Split.TRAIN, spec.workloads.train), *stages_ho]))
-    if not jobs:
-        return
+        if name in baselines:
+            continue
+        stages = [(Split.TRAIN, spec.workloads.train), *stages_ho]
+        hit = cache.get(name, src, stages) if cache else None
+        if hit is not None:
+            cached.append(hit)
+        else:
+            jobs.append(("baseline", name, src, stages))
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="adrs-final") as pool:
         outs = await asyncio.gather(*(loop.run_in_executor(pool, evaluate, src, st) for _, _, src, st in jobs))
-    for (kind, key, src, _), out in zip(jobs, outs):  # commit in a fixed order
+    for (kind, key, src, stages), out in zip(jobs, outs):  # commit in a fixed order
         if kind == "program":
             store.add_metrics(key, out.metric_rows(), out.feedback_rows())
         else:
-            store.add_program(run_id, _baseline_program(spec, key, src, out))
+            program = _baseline_program(spec, key, src, out)
+            store.add_program(run_id, program)
+            if cache:
+                cache.put(key, src, stages, program)
+    for program in cached:
+        store.add_program(run_id, program)
 
 
 def _baseline_program(spec: ProblemSpec, name: str, source: str, out: Scorecard) -> NewProgram:

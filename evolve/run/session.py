@@ -23,6 +23,7 @@ from evolve.errors import AdrsError
 from evolve.run.scoring import ProgramScorer
 from evolve.run.worker import default_sandbox
 from evolve.run.workers import ServingPool
+from evolve.run.baseline_cache import BaselineCache
 from evolve.run.holdout import score_final
 from evolve.run.progress import Progress
 from evolve.search.proposer import MutatorProposer, Proposer
@@ -202,7 +203,12 @@ def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, 
             ctl.on_commit = prog.on_commit
             stats = asyncio.run(ctl.run())
         console.print(f"search stopped by {ctl.stopped_by}; scoring finalists and baselines on held-out workloads")
-        asyncio.run(score_final(h.spec, h.store, h.run_id, scorer.score, h.cfg.eval_slots, h.cfg.final_top_k))
+        cache = BaselineCache.for_run(h.cfg.runs_dir, h.spec, h.cfg.sandbox, read=h.cfg.baseline_cache)
+        asyncio.run(score_final(h.spec, h.store, h.run_id, scorer.score, h.cfg.eval_slots, h.cfg.final_top_k,
+                                cache))
+        if cache.hits:
+            console.print(f"baselines {', '.join(cache.hits)}: results cached by an earlier run of this problem "
+                          "version (--fresh-baselines measures them again)")
     except BaseException as e:
         try:
             record_end(h, e)
