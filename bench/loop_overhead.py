@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -72,12 +73,18 @@ def main() -> None:
     asyncio.run(ctl.run())
     print(f"loop overhead ({spec.name} sources, {len(spec.workloads.train)} train workloads x "
           f"{len(metrics)} metrics, {cfg.eval_slots} eval slots):")
-    for (i0, t0), (i1, t1) in zip(marks, marks[1:]):
-        print(f"  programs {i0:>6}-{i1:<6} {(i1 - i0) / (t1 - t0):8.0f} iterations/s")
+    rates = [(i1 - i0) / (t1 - t0) for (i0, t0), (i1, t1) in zip(marks, marks[1:])]
+    for ((i0, _), (i1, _)), rate in zip(zip(marks, marks[1:]), rates):
+        print(f"  programs {i0:>6}-{i1:<6} {rate:8.0f} iterations/s")
     store.close()
     size = sum(f.stat().st_size for f in tmp.glob("lineage.db*"))
     print(f"lineage DB size: {size / 1e6:.1f} MB for {a.programs} programs = "
           f"{size / 1e6 / a.programs * 1000:.2f} MB per 1,000 programs")
+    # ru_maxrss is KiB on Linux: the controller's whole peak, store and archive included
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if len(rates) >= 2:
+        last = rates[-1] / rates[0]
+        print(f"last window at {last:.0%} of the first (goal: within 10%, i.e. at least 90%)")
 
 
 if __name__ == "__main__":
