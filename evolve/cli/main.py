@@ -80,21 +80,13 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
     except BaseException:
         starting.cancel()
         raise
-    h = None
-    try:
-        with session.stop_signals():
-            h = session.create(cfg, sb)
-            console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
-                          f"store {h.store.url}")
-            _warn_trust(console, h.spec)
-            _execute(h, sb, console, resumed=False, as_json=as_json)
-    except (KeyboardInterrupt, BrokenPipeError, session.Stopped) as e:  # Ctrl-C, SIGTERM, SIGHUP, closed pipe
-        _interrupted(console, h, e)
-    except Exception as e:
-        _failed(h, e)
-        raise
-    finally:
-        sb.close()
+
+    def announce(h) -> None:
+        console.print(f"run {h.run_id}: {h.spec.name}, seed {cfg.seed}, {cfg.iterations} iterations, "
+                      f"store {h.store.url}")
+        _warn_trust(console, h.spec)
+
+    _drive(console, sb, lambda: session.create(cfg, sb), resumed=False, as_json=as_json, announce=announce)
 
 
 def _openevolve_folder(problem: str, config: Optional[Path], runs_dir: Optional[str],
@@ -143,10 +135,20 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
     console = make_console(stderr=as_json)
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
     from evolve.run.executor import make_workers
-    sb = make_workers(h.cfg, h.spec)
+    _drive(console, make_workers(h.cfg, h.spec), lambda: h, resumed=True, as_json=as_json)
+
+
+def _drive(console, sb, open_run, resumed: bool, as_json: bool, announce=None) -> None:
+    """Open the run (under stop_signals, so a signal while it is created is caught too), announce it, execute
+    it, and record however it ends (a closed pipe while announcing included); the workers are always closed."""
+    from evolve.run import session
+    h = None
     try:
         with session.stop_signals():
-            _execute(h, sb, console, resumed=True, as_json=as_json)
+            h = open_run()
+            if announce:
+                announce(h)
+            _execute(h, sb, console, resumed=resumed, as_json=as_json)
     except (KeyboardInterrupt, BrokenPipeError, session.Stopped) as e:  # Ctrl-C, SIGTERM, SIGHUP, closed pipe
         _interrupted(console, h, e)
     except Exception as e:
