@@ -63,6 +63,13 @@ class Evaluator(abc.ABC):
     def check_workload(self, workload_id: str) -> None:
         """Raise ConfigError if the id is not one this evaluator understands (called at spec load)."""
 
+    def prepare(self, workload_id: str) -> None:
+        """Build what evaluating this workload needs (its trace, its sampled inputs), ahead of the first
+        program. Each evaluation worker calls it for the quick and train workloads in a background thread as
+        it starts, so the first evaluation does not pay for it. The default is check_workload, which builds
+        the workload for evaluators that cache what they build per instance or per process."""
+        self.check_workload(workload_id)
+
     @abc.abstractmethod
     def evaluate(self, candidate: Candidate, workload_id: str) -> WorkloadResult:
         """Drive the candidate on one workload. Raises InvalidOutput or sandbox.base.CandidateError.

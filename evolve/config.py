@@ -40,7 +40,7 @@ class RunConfig:
     db: str = ""                      # SQLAlchemy URL; default runs/<run-id>/lineage.db (SQLite)
     run_id: str = ""
     final_top_k: int = 1              # best programs scored on held-out at the end
-    baseline_cache: bool = True       # reuse baselines' results from earlier runs of the problem version
+    baseline_cache: bool = True       # reuse the initial program's and baselines' results (reference_cache)
     order: str = "proposal"           # commit order: proposal (reproducible) or completion (see controller)
     executor: str = "local"           # local: worker processes; ray: a Ray started for the run; ray://HOST:PORT
     ray_address: str = ""             # an existing Ray cluster (auto, HOST:PORT, ray://HOST:PORT); executor ray

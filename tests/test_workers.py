@@ -297,3 +297,48 @@ def test_cpu_bound_evaluator_work_runs_in_every_worker_not_in_the_owner():
     assert sum(spent) > 0.5  # about 0.2 s of evaluator CPU per evaluation
     assert min(spent) > 0.2 * sum(spent), spent
     assert owner < 0.1 * sum(spent), (owner, spent)
+
+
+PREPARING_EVALUATOR = '''
+import os, threading
+from evaluators.base import Evaluator, WorkloadResult
+
+def _log(line):
+    with open(LOG, "a") as f:
+        f.write(line + "\\n")
+
+class Preparing(Evaluator):
+    """Logs what it prepares and which instance evaluates; preparing w1 fails when asked to."""
+    def check_workload(self, workload_id):
+        pass
+    def prepare(self, workload_id):
+        if workload_id == FAILS:
+            raise RuntimeError("cannot prepare")
+        _log(f"prepare {os.getpid()} {id(self)} {workload_id} {threading.current_thread().name}")
+    def evaluate(self, candidate, workload_id):
+        _log(f"evaluate {os.getpid()} {id(self)} {workload_id}")
+        return WorkloadResult(workload_id, {"score": 1.0, "mse": 0.0})
+
+def make_evaluator(params, problem_dir):
+    return Preparing()
+'''
+
+
+@pytest.mark.parametrize("fails", ["", "w1"])
+def test_workers_warm_the_first_workloads_and_score_with_that_evaluator(toy_copy, tmp_path, fails):
+    """Each worker prepares quick then train workloads (once each, in a background thread) as it starts; the
+    first program is scored by the evaluator that was warmed. A workload that fails to prepare is scored (and
+    any error reported) as usual."""
+    log = tmp_path / "log"   # named in the source: workers fork from a fork server started before this test
+    (toy_copy / "evaluator.py").write_text(f"LOG, FAILS = {str(log)!r}, {fails!r}\n" + PREPARING_EVALUATOR)
+    with WorkerPool(toy_copy, workers=2) as p:
+        pids = p.pids()
+        assert all(c.ok for c in [p.score(SOURCES["exact"], STAGES) for _ in range(2)])
+    lines = [ln.split() for ln in log.read_text().splitlines()]
+    for pid in pids:
+        prepared = [ln for ln in lines if ln[0] == "prepare" and ln[1] == str(pid)]
+        expected = ["w0"] if fails == "w1" else ["w0", "w1", "w2"]   # quick w0 is also train: once
+        assert [ln[3] for ln in prepared] == expected and {ln[4] for ln in prepared} == {"adrs-prepare"}
+        evaluators = {ln[2] for ln in lines if ln[0] == "evaluate" and ln[1] == str(pid)}
+        assert evaluators <= {prepared[0][2]}   # the warmed instance, and no other
+    assert sum(ln[0] == "evaluate" for ln in lines) == 2 * 3

@@ -54,9 +54,9 @@ def run(problem: str = typer.Argument(..., help="bundled problem name or path to
         llm_timeout: Optional[float] = typer.Option(None, help="seconds per LLM request (default: from the model)"),
         as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout (for "
                                      "scripts); progress and messages go to stderr"),
-        fresh_baselines: bool = typer.Option(False, "--fresh-baselines", help="measure the baselines again "
-                                             "instead of reusing an earlier run's results for this problem "
-                                             "version (noisy metrics such as measured time are re-measured)")
+        fresh_baselines: bool = typer.Option(False, "--fresh-baselines", help="measure the initial program and "
+                                             "the baselines again instead of reusing an earlier run's results for "
+                                             "this problem version (noisy metrics such as measured time too)")
         ) -> None:
     """Evolve a problem's initial program; ends with initial, best and baselines on train and held-out.
     PROBLEM may also be an OpenEvolve problem folder: it is imported under the runs folder first."""

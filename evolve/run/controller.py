@@ -22,6 +22,7 @@ from evolve.search.archive import Archive, ArchiveMember
 from evolve.config import RunConfig
 from evolve.search.edits import EditError, apply_edit, unified_diff
 from evolve.errors import AdrsError
+from evolve.run.reference_cache import ReferenceCache
 from evolve.run.scoring import Scorecard
 from evolve.search.features import compute_features
 from evolve.problem import ProblemSpec
@@ -61,9 +62,10 @@ class LoopStats:
 
 class Controller:
     def __init__(self, spec: ProblemSpec, cfg: RunConfig, store: Store, run_id: str, proposer: Proposer,
-                 evaluate: EvaluateFn, on_commit: Callable[[int, LoopStats], None] | None = None) -> None:
+                 evaluate: EvaluateFn, on_commit: Callable[[int, LoopStats], None] | None = None,
+                 cache: ReferenceCache | None = None) -> None:
         self.spec, self.cfg, self.store, self.run_id = spec, cfg, store, run_id
-        self.proposer, self.evaluate = proposer, evaluate
+        self.proposer, self.evaluate, self.cache = proposer, evaluate, cache
         self.on_commit = on_commit or (lambda i, s: None)
         self.archive = Archive(cfg.archive, cfg.seed)
         self.stats = LoopStats()
@@ -238,7 +240,8 @@ class Controller:
             generation=parent.generation + 1 if parent else 0,
             diff=unified_diff(parent_source, source) if parent else "",
             reason=out.reason, score=out.mean(Split.TRAIN, self.spec.objective.score) if out.ok else None,
-            origin=proposal.description if proposal else "initial program",
+            origin=proposal.description if proposal else "initial program" + (
+                f" (cached {out.cached})" if out.cached else ""),
             metrics=metrics, artifacts=out.artifacts, feedback=feedback)
 
     # -- commits (in iteration order, on the event loop) -----------------------------------------------
@@ -268,9 +271,14 @@ class Controller:
                              generation=p.generation, iteration=p.iteration)
 
     async def _commit_initial(self) -> None:
-        out = await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.evaluate, self.spec.initial_source(), self._stages())
-        program = self._new_program(self.spec.initial_source(), out, 0, None, None)
+        """Score the initial program, or take its scorecard from an earlier run of this problem version."""
+        source, stages = self.spec.initial_source(), self._stages()
+        out = self.cache.get("initial", source, stages) if self.cache else None
+        if out is None:
+            out = await asyncio.get_running_loop().run_in_executor(self._pool, self.evaluate, source, stages)
+            if self.cache:
+                self.cache.put(source, stages, out)
+        program = self._new_program(source, out, 0, None, None)
         attempt = NewAttempt(iteration=0, island=0, parent_id=None, proposer="initial", stage=out.stage,
                              status=out.status, reason=out.reason, message=out.message,
                              duration_s=out.duration_s, program=program)

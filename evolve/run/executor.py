@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 def make_workers(cfg: RunConfig, spec: problem_mod.ProblemSpec | None = None) -> "WorkerPool | RayWorkerPool":
     """The run's evaluation backend: `eval_slots` trusted workers, each with its own evaluator and sandbox
     (started once per run, reused for every program): processes here, or Ray actors (cfg.executor)."""
-    spec = spec or problem_mod.load(cfg.problem)
-    if cfg.executor == "local":
+    if cfg.executor == "local":  # each worker loads and checks the problem itself, and reports what fails
         from evolve.run.workers import WorkerPool
-        return WorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots)
+        return WorkerPool(spec.directory if spec else problem_mod.resolve(cfg.problem), cfg.sandbox, cfg.eval_slots)
+    spec = spec or problem_mod.load(cfg.problem)
     from evolve.run.ray_pool import RayWorkerPool  # imports ray only when a pool is made
     address = cfg.ray_address or (cfg.executor if cfg.executor.startswith("ray://") else "")
     return RayWorkerPool(spec.directory, cfg.sandbox, cfg.eval_slots, address=address, resources=spec.resources)

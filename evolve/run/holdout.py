@@ -9,8 +9,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from evolve.run.baseline_cache import BaselineCache
-from evolve.run.scoring import Scorecard
+from evolve.run.reference_cache import ReferenceCache
+from evolve.run.scoring import Scorecard, merge, one_per_workload
 from evolve.problem import ProblemSpec
 from evolve.store import NewProgram, Program, Store
 from evolve.terms import ProgramKind, Split, Status
@@ -38,44 +38,58 @@ def finalists(store: Store, run_id: str, top_k: int) -> list[Program]:
 
 
 async def score_final(spec: ProblemSpec, store: Store, run_id: str, evaluate, slots: int, top_k: int,
-                      cache: BaselineCache | None = None) -> None:
-    """Held-out scores of the finalists, and every baseline on train and held-out (from `cache` when it has
-    them: see evolve/run/baseline_cache.py)."""
+                      cache: ReferenceCache | None = None) -> None:
+    """Held-out scores of the finalists, and every baseline on train and held-out. The initial program's and
+    the baselines' come from `cache` when it has them (evolve/run/reference_cache.py); the remaining jobs
+    are spread over all `slots`."""
     stages_ho = [(HELD_OUT, spec.workloads.held_out)]
     have_ho = store.programs_with_split(run_id, HELD_OUT)
     baselines = {p.name for p in store.programs(run_id, kind=ProgramKind.BASELINE)}
-    jobs, cached = [], []
-    for p in finalists(store, run_id, top_k):
-        if p.id not in have_ho:
-            jobs.append(("program", p.id, p.source, stages_ho))
-    for name, src in spec.baseline_sources().items():
-        if name in baselines:
-            continue
-        stages = [(Split.TRAIN, spec.workloads.train), *stages_ho]
-        hit = cache.get(name, src, stages) if cache else None
-        if hit is not None:
-            cached.append(hit)
+    jobs = [_Job("program", p.id, "initial" if p.kind == ProgramKind.INITIAL else "", p.source, stages_ho)
+            for p in finalists(store, run_id, top_k) if p.id not in have_ho]
+    jobs += [_Job("baseline", name, name, src, [(Split.TRAIN, spec.workloads.train), *stages_ho])
+             for name, src in spec.baseline_sources().items() if name not in baselines]
+    outs: dict[int, Scorecard] = {}
+    for n, job in enumerate(jobs):   # evolved programs (no label) are always measured
+        if cache and job.label and (hit := cache.get(job.label, job.source, job.stages)) is not None:
+            outs[n] = hit
+    todo = [n for n in range(len(jobs)) if n not in outs]
+    outs.update(zip(todo, await _score_spread(evaluate, [jobs[n] for n in todo], slots)))
+    for n, job in enumerate(jobs):  # commit in a fixed order
+        out = outs[n]
+        if cache and job.label:
+            cache.put(job.source, job.stages, out)
+        if job.kind == "program":
+            store.add_metrics(job.key, out.metric_rows(), out.feedback_rows())
         else:
-            jobs.append(("baseline", name, src, stages))
+            store.add_program(run_id, _baseline_program(spec, job.key, job.source, out))
+
+
+async def _score_spread(evaluate, jobs: list[_Job], slots: int) -> list[Scorecard]:
+    """Each job's workloads as separate requests over all slots, so even one finalist's held-out set keeps
+    every worker busy; merged back into one Scorecard per job (scoring.merge)."""
     loop = asyncio.get_running_loop()
+    requests = [(j, part) for j, job in enumerate(jobs) for part in one_per_workload(job.stages)]
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="adrs-final") as pool:
-        outs = await asyncio.gather(*(loop.run_in_executor(pool, evaluate, src, st) for _, _, src, st in jobs))
-    for (kind, key, src, stages), out in zip(jobs, outs):  # commit in a fixed order
-        if kind == "program":
-            store.add_metrics(key, out.metric_rows(), out.feedback_rows())
-        else:
-            program = _baseline_program(spec, key, src, out)
-            store.add_program(run_id, program)
-            if cache:
-                cache.put(key, src, stages, program)
-    for program in cached:
-        store.add_program(run_id, program)
+        cards = await asyncio.gather(*(loop.run_in_executor(pool, evaluate, jobs[j].source, part)
+                                       for j, part in requests))
+    return [merge(job.stages, [c for (k, _), c in zip(requests, cards) if k == j]) for j, job in enumerate(jobs)]
+
+
+@dataclass
+class _Job:
+    kind: str            # "program" (a finalist's held-out) or "baseline" (train and held-out)
+    key: int | str       # the finalist's program id, or the baseline's name
+    label: str           # how the reference cache names it; "" for an evolved program (never cached)
+    source: str
+    stages: list
 
 
 def _baseline_program(spec: ProblemSpec, name: str, source: str, out: Scorecard) -> NewProgram:
     return NewProgram(kind=ProgramKind.BASELINE, name=name, source=source, status=out.status, reason=out.reason,
                       score=out.mean(Split.TRAIN, spec.objective.score) if out.ok else None,
-                      origin=f"baseline {spec.baselines[name]}", metrics=out.metric_rows(),
+                      origin=f"baseline {spec.baselines[name]}" + (f" (cached {out.cached})" if out.cached else ""),
+                      metrics=out.metric_rows(),
                       artifacts=out.artifacts, feedback=out.feedback_rows())
 
 

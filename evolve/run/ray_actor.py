@@ -28,7 +28,7 @@ from typing import Any, Callable
 from evolve import problem as problem_mod
 from evolve.errors import AdrsError
 from evolve.run.scoring import ProgramScorer
-from evolve.run.worker import answer, build_scorer, default_sandbox, explain, image_hint
+from evolve.run.worker import answer, build_scorer, default_sandbox, explain, first_workloads, image_hint
 
 
 TMP_PREFIX = "adrs-ray-actor-"  # + <pid>-: an actor's folder (its TMPDIR), in the node's temp dir
@@ -122,6 +122,7 @@ class EvalActor:
             if setup.sandbox == "docker":
                 check_sandbox_image(problem_mod.load(setup.spec_dir, check_evaluator=False), self.node)
             self.scorer = build_scorer(setup.spec_dir, setup.sandbox, setup.make_sandbox)
+            self.scorer.prepare(first_workloads(self.scorer.spec))
         except BaseException as e:  # noqa: BLE001 - reported by ready()
             self.error = f"on {self.node.describe()}: {explain(e)}"
 

@@ -4,7 +4,8 @@ No model is called. Iteration i gets the answers recorded for iteration i of the
 answer.decide turns them into the same proposal (or the same failure) as the first time; parents are
 drawn from the same seed at the same points, so with deterministic metrics the lineage is identical. With
 a changed evaluator, the same proposals are re-scored. A run made by the offline mutator is replayed by
-the mutator itself (it is deterministic). The original run is only read.
+the mutator itself (it is deterministic). The original run is only read. Everything is measured again,
+the initial program and the baselines too (the reference cache is not read, only refreshed).
 
 The check compares the lineage and every deterministic metric of every program; metrics the evaluator
 declares noisy (measured time) are not compared but shown side by side with their difference.
@@ -180,7 +181,7 @@ def replay(src: session.RunHandle, console: Console) -> ReplayResult:
     last = src.store.last_iteration(src.run_id)
     runs_dir = src.run_dir.parent if not src.cfg.db else Path(src.cfg.runs_dir)
     cfg = dataclasses.replace(src.cfg, problem=str(src.spec.directory), iterations=max(last, 0),
-                              max_wall_time_s=0.0, max_cost=0.0, runs_dir=str(runs_dir),
+                              max_wall_time_s=0.0, max_cost=0.0, runs_dir=str(runs_dir), baseline_cache=False,
                               run_id=_replay_id(src.store, src.cfg.db, runs_dir, src.run_id))
     completion = src.cfg.order == "completion"
     if completion:

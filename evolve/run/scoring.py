@@ -12,6 +12,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 from evaluators.base import DECISION_METRIC, FEEDBACK_CHARS, InvalidOutput, WorkloadResult
 from evolve.problem import ProblemSpec
@@ -32,7 +33,8 @@ class Scorecard:
     message: str = ""
     results: dict[str, list[WorkloadResult]] = field(default_factory=dict)  # split -> per workload
     artifacts: dict[str, str] = field(default_factory=dict)
-    duration_s: float = 0.0
+    duration_s: float = 0.0                       # how long measuring took (when it was measured)
+    cached: str = ""                              # when served from evolve/run/reference_cache.py: measured then
 
     @property
     def ok(self) -> bool:
@@ -68,11 +70,26 @@ class ProgramScorer:
         self.spec = spec
         self.sandbox = sandbox
         self._local = threading.local()
+        self._prepared: tuple[Any, threading.Thread] | None = None   # an evaluator being warmed, not yet taken
+        self._lock = threading.Lock()
+
+    def prepare(self, workloads: tuple[str, ...]) -> None:
+        """Warm an evaluator for `workloads` (Evaluator.prepare) in a background thread; the first thread to
+        score takes that evaluator, waiting for the warming to end. A workload that fails to prepare is left
+        for scoring to report."""
+        ev = self.spec.make_evaluator()
+        thread = threading.Thread(target=_prepare, args=(ev, workloads), name="adrs-prepare", daemon=True)
+        self._prepared = (ev, thread)
+        thread.start()
 
     def _evaluator(self):
         ev = getattr(self._local, "evaluator", None)
         if ev is None:
-            ev = self._local.evaluator = self.spec.make_evaluator()
+            with self._lock:
+                prepared, self._prepared = self._prepared, None
+            if prepared is not None:
+                prepared[1].join()
+            ev = self._local.evaluator = prepared[0] if prepared is not None else self.spec.make_evaluator()
         return ev
 
     def score(self, source: str, stages: list[tuple[str, tuple[str, ...]]]) -> Scorecard:
@@ -158,6 +175,39 @@ class _Output:
 
     def artifacts(self) -> dict[str, str]:
         return {k: _cap("".join(v)) for k, v in self.parts.items()}
+
+
+def one_per_workload(stages: list[tuple[str, tuple[str, ...]]]) -> list[list[tuple[str, tuple[str, ...]]]]:
+    """The stages as single-workload requests, in order: to spread one program over several workers."""
+    return [[(split, (w,))] for split, ids in stages for w in ids]
+
+
+def merge(stages: list[tuple[str, tuple[str, ...]]], parts: list[Scorecard]) -> Scorecard:
+    """The Scorecard of scoring `stages` at once, from the parts scored one workload each (one_per_workload
+    order). The same as one scoring, since each workload runs in a fresh candidate anyway: the first failure
+    in that order is the program's, and what came after it is dropped, as it would not have run."""
+    flat = [(split, w) for split, ids in stages for w in ids]
+    out = Scorecard(status=Status.OK, stage=stages[0][0] if stages else "")
+    for (split, _), part in zip(flat, parts):
+        out.stage = split
+        out.duration_s += part.duration_s
+        for k, v in part.artifacts.items():
+            out.artifacts[k] = _cap(f"{out.artifacts[k]}; {v}" if k == "retried" and k in out.artifacts
+                                    else out.artifacts.get(k, "") + v)
+        if not part.ok:
+            out.status, out.reason, out.message = part.status, part.reason, part.message
+            out.results.pop(split, None)
+            break
+        out.results.setdefault(split, []).extend(part.results.get(split, []))
+    return out
+
+
+def _prepare(evaluator, workloads: tuple[str, ...]) -> None:
+    for w in workloads:
+        try:
+            evaluator.prepare(w)
+        except Exception:  # noqa: BLE001 - scoring this workload raises it again, and records it
+            return
 
 
 def _fail(out: Scorecard, reason: str, message: str, detail: str = "") -> None:

@@ -23,7 +23,7 @@ from evolve.errors import AdrsError
 from evolve.run.scoring import ProgramScorer
 from evolve.run.worker import default_sandbox
 from evolve.run.workers import ServingPool
-from evolve.run.baseline_cache import BaselineCache
+from evolve.run.reference_cache import ReferenceCache
 from evolve.run.holdout import score_final
 from evolve.run.progress import Progress
 from evolve.search.proposer import MutatorProposer, Proposer
@@ -194,7 +194,8 @@ def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, 
     stop_signals, a closed pipe, an error), the run's final status is recorded and the exception re-raised.
     `backend`: a WorkerPool or RayWorkerPool (executor.make_workers), or a sandbox to score in threads of this process."""
     scorer = backend if isinstance(backend, ServingPool) else ProgramScorer(h.spec, backend)
-    ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score)
+    cache = ReferenceCache.for_run(h.cfg.runs_dir, h.spec, h.cfg.sandbox, read=h.cfg.baseline_cache)
+    ctl = Controller(h.spec, h.cfg, h.store, h.run_id, proposer or MutatorProposer(), scorer.score, cache=cache)
     ctl.stop_hooks.append(ctl.proposer.stop_reason)  # e.g. the LLM proposer's cost budget
     if resumed:
         h.store.add_event(h.run_id, "resumed", f"from iteration {h.store.last_iteration(h.run_id)}")
@@ -203,12 +204,11 @@ def execute(h: RunHandle, backend, proposer: Proposer | None, console: Console, 
             ctl.on_commit = prog.on_commit
             stats = asyncio.run(ctl.run())
         console.print(f"search stopped by {ctl.stopped_by}; scoring finalists and baselines on held-out workloads")
-        cache = BaselineCache.for_run(h.cfg.runs_dir, h.spec, h.cfg.sandbox, read=h.cfg.baseline_cache)
         asyncio.run(score_final(h.spec, h.store, h.run_id, scorer.score, h.cfg.eval_slots, h.cfg.final_top_k,
                                 cache))
         if cache.hits:
-            console.print(f"baselines {', '.join(cache.hits)}: results cached by an earlier run of this problem "
-                          "version (--fresh-baselines measures them again)")
+            console.print(f"cached by an earlier run of this problem version: {', '.join(dict.fromkeys(cache.hits))}"
+                          " (--fresh-baselines measures them again)")
     except BaseException as e:
         try:
             record_end(h, e)

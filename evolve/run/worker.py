@@ -83,6 +83,11 @@ def build_scorer(spec_dir: str, sandbox: str, make_sandbox: Callable = default_s
         raise
 
 
+def first_workloads(spec: problem_mod.ProblemSpec) -> tuple[str, ...]:
+    """What the first programs are scored on, in the order they meet it: warmed as a worker starts."""
+    return tuple(dict.fromkeys((*spec.workloads.quick, *spec.workloads.train)))
+
+
 def answer(pe: ProgramScorer, msg: tuple) -> tuple[str, Any]:
     """One request ("score", source, stages) or ("isolation",) -> ("ok", result) or ("error", text)."""
     try:
@@ -109,6 +114,7 @@ def worker_main(setup: WorkerSetup, conn: Connection, lifeline: Connection) -> N
             conn.send(("error", explain(e)))
             return
         conn.send(("ready", os.getpid()))
+        pe.prepare(first_workloads(pe.spec))
         _serve_requests(conn, pe, res)
     finally:
         res.close()
