@@ -122,3 +122,23 @@ def test_an_offline_run_never_imports_litellm(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "offline mutator" in r.stdout and "litellm imported: False" in r.stdout, r.stdout
+
+
+def test_resume_can_move_a_run_to_another_executor(tmp_path):
+    """The recorded executor is used unless --executor says otherwise; a bad one is one clear line."""
+    assert adrs("run", str(TOY), "--iterations", "2", "--runs-dir", str(tmp_path), "--run-id", "r").returncode == 0
+    db = tmp_path / "r" / "lineage.db"
+    con = sqlite3.connect(db)
+    cfg = json.loads(con.execute("select config from runs").fetchone()[0])
+    con.execute("update runs set config = ?", (json.dumps({**cfg, "executor": "ray://127.0.0.1:9"}),))
+    con.commit()
+    con.close()
+    dead = adrs("resume", str(tmp_path / "r"), "--iterations", "4")   # the recorded (unreachable) cluster
+    assert dead.returncode != 0 and "127.0.0.1:9" in dead.stdout + dead.stderr
+    one_line_error(adrs("resume", str(tmp_path / "r"), "--executor", "slurm"),
+                   "executor: 'slurm' is not one of local, ray, ray://HOST:PORT")
+    r = adrs("resume", str(tmp_path / "r"), "--iterations", "4", "--executor", "local")
+    assert r.returncode == 0, r.stdout + r.stderr
+    con = sqlite3.connect(db)
+    assert [i for (i,) in con.execute("select iteration from attempts order by iteration")] == [0, 1, 2, 3, 4]
+    con.close()

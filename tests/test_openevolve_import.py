@@ -313,7 +313,7 @@ def _run_and_report(tmp_path: Path, sandbox: str) -> None:
     assert "config.yaml keys ignored (no meaning here): " in r.stderr
     (imported,) = (runs / "imported").iterdir()
     assert pm.load(imported).trust == "sandboxed-evaluator"
-    run_dir = next(p for p in runs.iterdir() if p.name != "imported")
+    run_dir = next(p for p in runs.iterdir() if (p / "lineage.db").is_file())   # not imported/, .cache/
     rep = _adrs("report", str(run_dir), cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
     assert "only as honest as that evaluator" in rep.stderr

@@ -125,12 +125,19 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
            run_id: Optional[str] = typer.Option(None, help="run id inside --db"),
            max_tokens: Optional[int] = typer.Option(None, help="change the tokens per LLM answer"),
            llm_timeout: Optional[float] = typer.Option(None, help="change the seconds per LLM request"),
+           executor: Optional[str] = typer.Option(None, help="evaluate elsewhere from now on: local, ray or "
+                                                  "ray://HOST:PORT (default: where the run evaluated)"),
+           ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster to go on with (implies "
+                                                     "--executor ray)"),
            as_json: bool = typer.Option(False, "--json", help="print the final summary as JSON on stdout")) -> None:
-    """Continue a stopped or killed run from its lineage store."""
+    """Continue a stopped or killed run from its lineage store. Where it evaluates may change (a run started
+    here can go on on a Ray cluster); in proposal order the lineage does not depend on it."""
     from evolve import config as cfgmod
     from evolve.run import session
     h = session.open_run(run, db or "", run_id or "")
-    changed = dict(iterations=iterations, llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout)
+    changed = dict(iterations=iterations, llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout,
+                   executor=executor or ("ray" if ray_address else None),
+                   ray_address=ray_address if ray_address is not None else ("" if executor else None))
     h.cfg = cfgmod.build({k: v for k, v in changed.items() if v is not None}, "command line", h.cfg)
     console = make_console(stderr=as_json)
     console.print(f"resuming {h.run_id} after iteration {h.store.last_iteration(h.run_id)}")
