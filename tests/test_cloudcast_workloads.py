@@ -13,21 +13,8 @@ from evaluators.cloudcast import make_evaluator
 from evaluators.cloudcast import regions as rg
 from evaluators.cloudcast.generator import GenParams, generate
 from evaluators.cloudcast.graph import candidate_view
-from evolve import problem
 from sandbox.inprocess import InProcessCandidate
-from tests.conftest import ROOT
-
-PROBLEM = ROOT / "problems" / "cloudcast"
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return problem.load(PROBLEM)
-
-
-@pytest.fixture(scope="module")
-def evaluator(spec):
-    return spec.make_evaluator()
+from tests.test_cloudcast import PROBLEM, evaluator, spec  # noqa: F401 - the same module-scoped fixtures
 
 
 @pytest.mark.parametrize("wid,message", [
