@@ -130,3 +130,18 @@ def test_progress_shows_the_highest_committed_iteration_never_going_back():
         time.sleep(0.15)              # past the redraw interval: the next commit is drawn
         p.on_commit(2, LoopStats())   # completion order: iteration 2 finishes after 4
     assert "iteration 4/5" in buf.getvalue() and "iteration 2/5" not in buf.getvalue()
+
+
+def test_progress_rate_counts_every_evaluation_of_this_process():
+    """The first commit's evaluation counts (a one-iteration run is not at 0.0 evals/s); evaluations read back
+    from the store (the initial program, a resumed run's) do not."""
+    import io
+    from rich.console import Console
+    from evolve.run.controller import LoopStats
+    from evolve.run.progress import Progress
+    buf = io.StringIO()
+    with Progress(Console(file=buf, width=200), 1, "r") as p:
+        time.sleep(0.6)
+        p.on_commit(1, LoopStats(evaluated=41, replayed=40))
+    rate = float(re.search(r"([0-9.]+) evals/s", buf.getvalue()).group(1))
+    assert 0.8 <= rate <= 1.7, buf.getvalue()   # 1 evaluation in a little over 0.6 s

@@ -66,7 +66,7 @@ def test_a_second_run_takes_the_initial_program_and_baselines_from_the_cache(toy
     out1, n1 = _run(problem, runs, "a", count)
     out2, n2 = _run(problem, runs, "b", count)
     assert "cached by an earlier run" not in out1
-    assert "cached by an earlier run of this problem version: initial, exact" in out2
+    assert "cached by an earlier run of this problem version: initial program, exact" in out2
     assert n1 - n2 == BASELINE_WORKLOADS + INITIAL_WORKLOADS   # the children are measured again
     assert n2 > 0 and _reference_metrics(runs, "b") == _reference_metrics(runs, "a") != []
     assert all("(cached " in o for o in _origins(runs, "b").values())

@@ -48,6 +48,7 @@ class LoopStats:
     best_id: int | None = None
     failures: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    replayed: int = 0   # of `evaluated`, those read back from the store (the initial program, a resumed run's)
 
     def note(self, a: NewAttempt, archive: Archive) -> None:
         self.committed += 1
@@ -273,7 +274,7 @@ class Controller:
     async def _commit_initial(self) -> None:
         """Score the initial program, or take its scorecard from an earlier run of this problem version."""
         source, stages = self.spec.initial_source(), self._stages()
-        out = self.cache.get("initial", source, stages) if self.cache else None
+        out = self.cache.get("initial program", source, stages) if self.cache else None
         if out is None:
             out = await asyncio.get_running_loop().run_in_executor(self._pool, self.evaluate, source, stages)
             if self.cache:
@@ -309,4 +310,5 @@ class Controller:
                             self.archive)
             if not self._by_completion:
                 self._draw_samples_after(a.iteration, committed_upto=last)
+        self.stats.replayed = self.stats.evaluated
         return last

@@ -45,7 +45,7 @@ async def score_final(spec: ProblemSpec, store: Store, run_id: str, evaluate, sl
     stages_ho = [(HELD_OUT, spec.workloads.held_out)]
     have_ho = store.programs_with_split(run_id, HELD_OUT)
     baselines = {p.name for p in store.programs(run_id, kind=ProgramKind.BASELINE)}
-    jobs = [_Job("program", p.id, "initial" if p.kind == ProgramKind.INITIAL else "", p.source, stages_ho)
+    jobs = [_Job("program", p.id, "initial program" if p.kind == ProgramKind.INITIAL else "", p.source, stages_ho)
             for p in finalists(store, run_id, top_k) if p.id not in have_ho]
     jobs += [_Job("baseline", name, name, src, [(Split.TRAIN, spec.workloads.train), *stages_ho])
              for name, src in spec.baseline_sources().items() if name not in baselines]

@@ -19,7 +19,6 @@ class Progress:
         self._live = Live(console=console, refresh_per_second=8, transient=False)
         self._last = 0.0
         self._t0 = time.perf_counter()
-        self._evals0: int | None = None
         self._latest = 0   # the highest iteration committed: in completion order they commit out of order
 
     def __enter__(self) -> "Progress":
@@ -33,8 +32,6 @@ class Progress:
 
     def on_commit(self, iteration: int, stats: LoopStats) -> None:
         now = time.perf_counter()
-        if self._evals0 is None:
-            self._evals0 = stats.evaluated
         self._latest = max(self._latest, iteration)
         if now - self._last < 0.12 and self._latest < self.total:
             return
@@ -42,7 +39,7 @@ class Progress:
         self._live.update(self._render(self._latest, stats, now))
 
     def _render(self, iteration: int, stats: LoopStats, now: float) -> Table:
-        rate = (stats.evaluated - (self._evals0 or 0)) / max(now - self._t0, 1e-9)
+        rate = (stats.evaluated - stats.replayed) / max(now - self._t0, 1e-9)   # this process's evaluations
         t = Table.grid(padding=(0, 2))
         best = "-" if stats.best_score is None else f"{stats.best_score:.4f} (program {stats.best_id})"
         fails = ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items())) or "none"
