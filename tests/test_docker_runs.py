@@ -108,6 +108,18 @@ def _scores(db: Path, skip_metric: str = "") -> list[tuple]:
     return rows + lineage
 
 
+def _run_under_both(problem_dir, iterations: int, seed: int, tmp_path) -> dict:
+    """The same run under the local and the Docker sandbox (one runs folder: the reference cache keys on the
+    sandbox kind, so each measures its own initial program and baselines); backend -> lineage.db."""
+    runs = {}
+    for backend in ("local", "docker"):
+        r = adrs("run", str(problem_dir), "--iterations", str(iterations), "--seed", str(seed), "--runs-dir",
+                 str(tmp_path), "--run-id", backend, "--sandbox", backend, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        runs[backend] = tmp_path / backend / "lineage.db"
+    return runs
+
+
 @pytest.mark.slow
 def test_eplb_run_scores_the_same_under_docker_and_local(client, tmp_path):
     """The bundled default problem, with its runtime term off (runtime is measured, so never identical):
@@ -122,24 +134,14 @@ def test_eplb_run_scores_the_same_under_docker_and_local(client, tmp_path):
     shutil.copytree(ROOT / "problems" / "eplb", eplb)
     toml = eplb / "problem.toml"
     toml.write_text(toml.read_text().replace("runtime_weight = 0.1", "runtime_weight = 0.0"))
-    runs = {}
-    for backend in ("local", "docker"):
-        r = adrs("run", str(eplb), "--iterations", "6", "--seed", "1", "--runs-dir", str(tmp_path),
-                 "--run-id", backend, "--sandbox", backend, timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
-        runs[backend] = tmp_path / backend / "lineage.db"
+    runs = _run_under_both(eplb, 6, 1, tmp_path)
     local = _scores(runs["local"], skip_metric="runtime_ms")
     assert len(local) > 50 and _scores(runs["docker"], skip_metric="runtime_ms") == local
 
 
 @pytest.mark.slow
 def test_toy_run_scores_the_same_under_docker_and_local(client, tmp_path):
-    runs = {}
-    for backend in ("local", "docker"):
-        r = adrs("run", str(TOY), "--iterations", "12", "--seed", "3", "--runs-dir", str(tmp_path),
-                 "--run-id", backend, "--sandbox", backend, timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
-        runs[backend] = tmp_path / backend / "lineage.db"
+    runs = _run_under_both(TOY, 12, 3, tmp_path)
     assert _scores(runs["docker"]) == _scores(runs["local"])
     con = sqlite3.connect(runs["docker"])
     (iso,) = con.execute("select isolation from runs").fetchone()

@@ -136,7 +136,7 @@ def resume(run: str = typer.Argument(..., help="run folder (runs/<run-id>)"),
     from evolve.run import session
     h = session.open_run(run, db or "", run_id or "")
     changed = dict(iterations=iterations, llm_max_tokens=max_tokens, llm_timeout_s=llm_timeout,
-                   executor=executor or ("ray" if ray_address else None),
+                   executor=executor or ("ray" if ray_address else None),   # a new executor drops the old address
                    ray_address=ray_address if ray_address is not None else ("" if executor else None))
     h.cfg = cfgmod.build({k: v for k, v in changed.items() if v is not None}, "command line", h.cfg)
     console = make_console(stderr=as_json)

@@ -22,7 +22,7 @@ from evolve.search.archive import Archive, ArchiveMember
 from evolve.config import RunConfig
 from evolve.search.edits import EditError, apply_edit, unified_diff
 from evolve.errors import AdrsError
-from evolve.run.reference_cache import ReferenceCache
+from evolve.run.reference_cache import ReferenceCache, cached_origin
 from evolve.run.scoring import Scorecard
 from evolve.search.features import compute_features
 from evolve.problem import ProblemSpec
@@ -241,8 +241,7 @@ class Controller:
             generation=parent.generation + 1 if parent else 0,
             diff=unified_diff(parent_source, source) if parent else "",
             reason=out.reason, score=out.mean(Split.TRAIN, self.spec.objective.score) if out.ok else None,
-            origin=proposal.description if proposal else "initial program" + (
-                f" (cached {out.cached})" if out.cached else ""),
+            origin=proposal.description if proposal else cached_origin("initial program", out),
             metrics=metrics, artifacts=out.artifacts, feedback=feedback)
 
     # -- commits (in iteration order, on the event loop) -----------------------------------------------

@@ -9,7 +9,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from evolve.run.reference_cache import ReferenceCache
+from evolve.run.reference_cache import ReferenceCache, cached_origin
 from evolve.run.scoring import Scorecard, merge, one_per_workload
 from evolve.problem import ProblemSpec
 from evolve.store import NewProgram, Program, Store
@@ -69,11 +69,11 @@ async def _score_spread(evaluate, jobs: list[_Job], slots: int) -> list[Scorecar
     """Each job's workloads as separate requests over all slots, so even one finalist's held-out set keeps
     every worker busy; merged back into one Scorecard per job (scoring.merge)."""
     loop = asyncio.get_running_loop()
-    requests = [(j, part) for j, job in enumerate(jobs) for part in one_per_workload(job.stages)]
+    parts = [one_per_workload(job.stages) for job in jobs]
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="adrs-final") as pool:
-        cards = await asyncio.gather(*(loop.run_in_executor(pool, evaluate, jobs[j].source, part)
-                                       for j, part in requests))
-    return [merge(job.stages, [c for (k, _), c in zip(requests, cards) if k == j]) for j, job in enumerate(jobs)]
+        cards = iter(await asyncio.gather(*(loop.run_in_executor(pool, evaluate, job.source, part)
+                                            for job, ps in zip(jobs, parts) for part in ps)))
+    return [merge(job.stages, [next(cards) for _ in ps]) for job, ps in zip(jobs, parts)]
 
 
 @dataclass
@@ -88,8 +88,7 @@ class _Job:
 def _baseline_program(spec: ProblemSpec, name: str, source: str, out: Scorecard) -> NewProgram:
     return NewProgram(kind=ProgramKind.BASELINE, name=name, source=source, status=out.status, reason=out.reason,
                       score=out.mean(Split.TRAIN, spec.objective.score) if out.ok else None,
-                      origin=f"baseline {spec.baselines[name]}" + (f" (cached {out.cached})" if out.cached else ""),
-                      metrics=out.metric_rows(),
+                      origin=cached_origin(f"baseline {spec.baselines[name]}", out), metrics=out.metric_rows(),
                       artifacts=out.artifacts, feedback=out.feedback_rows())
 
 

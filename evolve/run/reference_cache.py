@@ -102,6 +102,11 @@ class ReferenceCache:
         return self.folder / f"{key.hexdigest()}.json"
 
 
+def cached_origin(origin: str, out: Scorecard) -> str:
+    """A program's `origin` ("initial program", "baseline baselines/x.py"), saying when it came from here."""
+    return f"{origin} (cached {out.cached})" if out.cached else origin
+
+
 def _scorecard(d: dict) -> Scorecard:
     results = {split: [WorkloadResult(**r) for r in rs] for split, rs in d["results"].items()}
     return Scorecard(status=Status(d["status"]), stage=str(d["stage"]), reason=str(d["reason"]),
